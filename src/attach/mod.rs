@@ -1,0 +1,303 @@
+//! The only code that touches a target process: attach with py-spy, read
+//! every Python thread's stack, and hand back a [`Snapshot`].
+//!
+//! Read-only by construction: memory is read with `process_vm_readv` (through
+//! py-spy/remoteprocess); nothing is written or injected. In the default
+//! *validated nonblocking* mode the target is never stopped: the thread list is
+//! read repeatedly until two consecutive reads agree on every thread's code
+//! path (at most [`MAX_READS`] reads). Threads that keep changing are running
+//! code, are reported from the last read, and are flagged
+//! `stack_consistent: false`. `--blocking` uses py-spy's ptrace lock instead
+//! (one consistent read, the whole process paused meanwhile); the kernel
+//! releases that lock if zhw dies, so the target is never left stopped.
+
+mod error;
+mod os_threads;
+mod permissions;
+mod process_facts;
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::ErrorKind;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use py_spy::config::LockingStrategy;
+use py_spy::{Config, PythonSpy, StackTrace};
+
+pub use error::AttachError;
+pub use permissions::PtraceContext;
+
+use crate::model::{Frame, SamplingFacts, Snapshot, ThreadSample};
+use os_threads::TaskList;
+
+/// Upper bound on full reads of the thread list in one validated sample.
+pub const MAX_READS: u32 = 4;
+/// Retries of a read that failed outright (a torn frame chain mid-change).
+const MAX_READ_RETRIES: u32 = 3;
+
+/// How to read the target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SampleOptions {
+    /// Pause the whole process with ptrace for each read (py-spy's default).
+    pub blocking: bool,
+}
+
+/// An attached target: py-spy's handle, kept across samples so symbol
+/// discovery (the expensive part of attaching) happens once.
+pub struct Sampler {
+    pid: u32,
+    spy: PythonSpy,
+    options: SampleOptions,
+}
+
+impl Sampler {
+    /// Attach to `pid`: check it exists and is readable, then find its interpreter.
+    pub fn attach(pid: u32, options: SampleOptions) -> Result<Sampler, AttachError> {
+        preflight(pid)?;
+        let config = Config {
+            blocking: if options.blocking {
+                LockingStrategy::Lock
+            } else {
+                LockingStrategy::NonBlocking
+            },
+            collect_thread_names: true,
+            ..Config::default()
+        };
+        let raw_pid =
+            remoteprocess::Pid::try_from(pid).map_err(|_| AttachError::NoSuchProcess { pid })?;
+        let spy = PythonSpy::new(raw_pid, &config).map_err(|err| diagnose(pid, &err))?;
+        Ok(Sampler { pid, spy, options })
+    }
+
+    /// The target's PID.
+    pub fn pid(&self) -> u32 {
+        self.pid
+    }
+
+    /// Read every thread once (validated unless blocking) into a Snapshot.
+    pub fn sample(&mut self) -> Result<Snapshot, AttachError> {
+        let started = Instant::now();
+        let (traces, consistent, reads) = if self.options.blocking {
+            (self.read_once()?, None, 1)
+        } else {
+            let (traces, consistent, reads) = self.read_validated()?;
+            (traces, Some(consistent), reads)
+        };
+        let duration = started.elapsed();
+
+        let tasks = TaskList::read(self.pid);
+        let mut warnings = Vec::new();
+        let mut threads: Vec<ThreadSample> = traces
+            .iter()
+            .map(|trace| {
+                let os_thread_id = os_threads::resolve_tid(
+                    &self.spy.process,
+                    &tasks,
+                    trace.os_thread_id,
+                    trace.thread_id,
+                );
+                ThreadSample {
+                    thread_id: trace.thread_id,
+                    os_thread_id,
+                    name: trace.thread_name.clone(),
+                    on_cpu: os_thread_id.and_then(|tid| os_threads::on_cpu(self.pid, tid)),
+                    holds_gil: trace.owns_gil,
+                    is_main: os_thread_id == Some(self.pid),
+                    stack_consistent: consistent
+                        .as_ref()
+                        .is_none_or(|set| set.contains(&trace.thread_id)),
+                    frames: trace.frames.iter().map(convert_frame).collect(),
+                }
+            })
+            .collect();
+        mark_main_thread(&mut threads);
+
+        let unmapped = threads.iter().filter(|t| t.os_thread_id.is_none()).count();
+        if unmapped > 0 {
+            warnings.push(format!(
+                "{unmapped} of {} Python threads could not be matched to a kernel thread; \
+                 their CPU state is unknown",
+                threads.len()
+            ));
+        }
+        for thread in threads.iter().filter(|t| !t.stack_consistent) {
+            warnings.push(format!(
+                "thread {:#x}: stack changed on each of {reads} reads; showing the last read",
+                thread.thread_id
+            ));
+        }
+
+        Ok(Snapshot {
+            pid: self.pid,
+            python_version: self.spy.version.to_string(),
+            threads,
+            process: process_facts::read(self.pid),
+            sampling: SamplingFacts {
+                mode: if self.options.blocking {
+                    "blocking".into()
+                } else {
+                    "nonblocking-validated".into()
+                },
+                reads,
+                duration_seconds: duration.as_secs_f64(),
+            },
+            warnings,
+        })
+    }
+
+    fn read_validated(&mut self) -> Result<(Vec<StackTrace>, HashSet<u64>, u32), AttachError> {
+        let mut previous = self.read_once()?;
+        let mut reads = 1;
+        loop {
+            let current = self.read_once()?;
+            reads += 1;
+            let consistent: HashSet<u64> = current
+                .iter()
+                .filter(|now| {
+                    previous.iter().any(|before| {
+                        before.thread_id == now.thread_id && same_code_path(before, now)
+                    })
+                })
+                .map(|trace| trace.thread_id)
+                .collect();
+            if consistent.len() == current.len() || reads >= MAX_READS {
+                return Ok((current, consistent, reads));
+            }
+            previous = current;
+        }
+    }
+
+    fn read_once(&mut self) -> Result<Vec<StackTrace>, AttachError> {
+        let mut attempt = 0;
+        loop {
+            match self.spy.get_stack_traces() {
+                Ok(traces) => return Ok(traces),
+                Err(err) => {
+                    attempt += 1;
+                    if !process_alive(self.pid) {
+                        return Err(AttachError::Exited { pid: self.pid });
+                    }
+                    if attempt > MAX_READ_RETRIES {
+                        return Err(diagnose(self.pid, &err));
+                    }
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+            }
+        }
+    }
+}
+
+/// Two reads of one thread show the same code path: same functions in the
+/// same files at the same depth. Line numbers may differ — a thread looping
+/// in one function is stable even though its line moves.
+fn same_code_path(a: &StackTrace, b: &StackTrace) -> bool {
+    a.frames.len() == b.frames.len()
+        && a.frames
+            .iter()
+            .zip(&b.frames)
+            .all(|(x, y)| x.name == y.name && x.filename == y.filename)
+}
+
+fn convert_frame(frame: &py_spy::Frame) -> Frame {
+    Frame {
+        function: frame.name.clone(),
+        file: frame.filename.clone(),
+        line: u32::try_from(frame.line).unwrap_or(0),
+    }
+}
+
+/// Where no kernel tid identified the main thread, fall back to its name,
+/// then to the interpreter's oldest thread state (CPython links new thread
+/// states at the head of the list, so the main thread is last).
+fn mark_main_thread(threads: &mut [ThreadSample]) {
+    if threads.iter().any(|t| t.is_main) {
+        return;
+    }
+    if let Some(main) = threads
+        .iter_mut()
+        .find(|t| t.name.as_deref() == Some("MainThread"))
+    {
+        main.is_main = true;
+    } else if let Some(last) = threads.last_mut() {
+        last.is_main = true;
+    }
+}
+
+fn process_alive(pid: u32) -> bool {
+    match fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !matches!(
+            stat.rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next()),
+            Some("Z") | Some("X")
+        ),
+        Err(_) => false,
+    }
+}
+
+/// Cheap checks that give precise errors before py-spy's generic ones.
+fn preflight(pid: u32) -> Result<(), AttachError> {
+    if pid == 0 || !process_alive(pid) {
+        return Err(AttachError::NoSuchProcess { pid });
+    }
+    // Opening /proc/PID/mem needs the same ptrace-attach right as reading it.
+    match fs::File::open(format!("/proc/{pid}/mem")) {
+        Ok(_) => Ok(()),
+        Err(err) if err.kind() == ErrorKind::PermissionDenied => Err(permission_denied(pid)),
+        Err(err) if err.kind() == ErrorKind::NotFound => Err(AttachError::NoSuchProcess { pid }),
+        Err(err) => Err(AttachError::Failed {
+            pid,
+            detail: err.to_string(),
+        }),
+    }
+}
+
+fn permission_denied(pid: u32) -> AttachError {
+    AttachError::PermissionDenied {
+        pid,
+        hint: PtraceContext::gather(pid).hint(),
+    }
+}
+
+/// Turn py-spy's error chain into the precise reason, checking the process
+/// itself rather than trusting the message: is it gone, refused, or not Python?
+fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
+    if !process_alive(pid) {
+        return AttachError::Exited { pid };
+    }
+    let chain: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
+    let text = chain.join(": ");
+    let refused = err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == ErrorKind::PermissionDenied)
+    }) || text.contains("Permission denied")
+        || text.contains("Operation not permitted")
+        || text.contains("EPERM");
+    if refused {
+        return permission_denied(pid);
+    }
+    if text.contains("Unsupported version") {
+        return AttachError::Unsupported { pid, detail: text };
+    }
+    if !maps_mention_python(pid) {
+        return AttachError::NotPython {
+            pid,
+            detail: "no python binary or libpython is mapped".into(),
+        };
+    }
+    AttachError::Failed { pid, detail: text }
+}
+
+fn maps_mention_python(pid: u32) -> bool {
+    let Ok(maps) = fs::read_to_string(format!("/proc/{pid}/maps")) else {
+        return true; // cannot tell; do not claim it is not Python
+    };
+    maps.lines().any(|line| {
+        line.split_whitespace()
+            .nth(5)
+            .and_then(|path| Path::new(path).file_name())
+            .and_then(|name| name.to_str())
+            .is_some_and(|name| name.to_ascii_lowercase().contains("python"))
+    })
+}

@@ -1,0 +1,47 @@
+//! The OS's view of a whole process: memory, CPU, age, command line.
+//!
+//! All of it comes from /proc through the `procfs` crate; a fact that cannot
+//! be read is left out rather than failing the sample.
+
+use crate::model::ProcessFacts;
+
+/// Read what /proc says about `pid`. Never fails: missing facts are `None`.
+pub fn read(pid: u32) -> ProcessFacts {
+    let Ok(process) = i32::try_from(pid)
+        .map_err(|_| ())
+        .and_then(|p| procfs::process::Process::new(p).map_err(|_| ()))
+    else {
+        return ProcessFacts::default();
+    };
+    let stat = process.stat().ok();
+    let rss_bytes = process
+        .status()
+        .ok()
+        .and_then(|status| status.vmrss)
+        .map(|kib| kib.saturating_mul(1024));
+    let ticks = procfs::ticks_per_second() as f64;
+    let system_uptime = std::fs::read_to_string("/proc/uptime")
+        .ok()
+        .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok());
+    let uptime_seconds = match (&stat, system_uptime) {
+        (Some(stat), Some(up)) if ticks > 0.0 => {
+            Some((up - stat.starttime as f64 / ticks).max(0.0))
+        }
+        _ => None,
+    };
+    let cpu_percent = match (&stat, uptime_seconds) {
+        (Some(stat), Some(age)) if age > 0.0 && ticks > 0.0 => {
+            Some(100.0 * (stat.utime + stat.stime) as f64 / ticks / age)
+        }
+        _ => None,
+    };
+    ProcessFacts {
+        rss_bytes,
+        cpu_percent,
+        threads: stat
+            .as_ref()
+            .and_then(|s| u64::try_from(s.num_threads).ok()),
+        uptime_seconds,
+        command: process.cmdline().ok().map(|args| args.join(" ")),
+    }
+}

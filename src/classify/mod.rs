@@ -1,0 +1,235 @@
+//! Decide, from stacks alone, each thread's role (worker or service) and
+//! state (busy or idle), with a reason a person can check.
+//!
+//! Pure functions of a [`Snapshot`]: no process, no OS calls, so every rule is
+//! unit-tested on recorded stacks. The OS's "on CPU" flag is deliberately
+//! *not* used for workers: a worker asleep in a view, blocked on a lock or
+//! waiting for the database is busy, and a worker waiting for the GIL is busy
+//! too. Decisions made from frames are also stable from one sample to the next.
+
+pub mod profiles;
+
+use serde::Serialize;
+
+use crate::model::{Frame, Snapshot, ThreadSample};
+pub use profiles::{FrameMatcher, Profile, WorkerRule};
+
+/// What a thread is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// One of the server's request-handling threads: counted.
+    Worker,
+    /// Anything else (main loop, ZEO client thread, …): shown, never counted.
+    Service,
+}
+
+/// What a thread is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum State {
+    /// Handling a request (workers) or running (service threads).
+    Busy,
+    /// Parked waiting for work (workers) or waiting (service threads).
+    Idle,
+}
+
+/// The decision for one thread.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ThreadVerdict {
+    /// Worker or service.
+    pub role: Role,
+    /// Busy or idle.
+    pub state: State,
+    /// Why, in words (shown in JSON and `zhw dump`).
+    pub reason: String,
+}
+
+/// The decisions for one snapshot.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Classification {
+    /// The profile used.
+    pub profile: &'static Profile,
+    /// Why that profile was chosen.
+    pub profile_reason: String,
+    /// One verdict per thread, in the snapshot's order.
+    pub threads: Vec<ThreadVerdict>,
+}
+
+/// Classify every thread, with `forced` if the user named a profile, else
+/// the best-matching built-in one.
+pub fn classify(snapshot: &Snapshot, forced: Option<&'static Profile>) -> Classification {
+    let (profile, profile_reason) = match forced {
+        Some(profile) => (profile, format!("{}: chosen with --profile", profile.name)),
+        None => detect(snapshot),
+    };
+    let threads = snapshot
+        .threads
+        .iter()
+        .map(|thread| classify_thread(profile, thread))
+        .collect();
+    Classification {
+        profile,
+        profile_reason,
+        threads,
+    }
+}
+
+/// Pick the pool profile that claims the most threads; the generic one if none does.
+fn detect(snapshot: &Snapshot) -> (&'static Profile, String) {
+    let mut best: Option<(&'static Profile, &'static FrameMatcher, usize)> = None;
+    for profile in profiles::BUILTIN {
+        let WorkerRule::PoolLoop { task_loop, .. } = &profile.rule else {
+            continue;
+        };
+        let workers = snapshot
+            .threads
+            .iter()
+            .filter(|thread| loop_index(&thread.frames, task_loop).is_some())
+            .count();
+        if workers > 0 && best.is_none_or(|(_, _, most)| workers > most) {
+            best = Some((profile, task_loop, workers));
+        }
+    }
+    match best {
+        Some((profile, task_loop, workers)) => {
+            let plural = if workers == 1 { "" } else { "s" };
+            (
+                profile,
+                format!(
+                    "{}: {workers} thread{plural} run {} ({})",
+                    profile.name,
+                    task_loop.function.unwrap_or("*"),
+                    task_loop.file_suffix
+                ),
+            )
+        }
+        None => (
+            &profiles::GENERIC,
+            "generic: no thread runs a known server's worker loop".to_string(),
+        ),
+    }
+}
+
+/// Index of the innermost frame that is the pool's task loop.
+fn loop_index(frames: &[Frame], task_loop: &FrameMatcher) -> Option<usize> {
+    frames
+        .iter()
+        .position(|frame| task_loop.matches(&frame.function, &frame.file))
+}
+
+fn classify_thread(profile: &Profile, thread: &ThreadSample) -> ThreadVerdict {
+    match &profile.rule {
+        WorkerRule::PoolLoop {
+            task_loop,
+            idle_waits,
+        } => match loop_index(&thread.frames, task_loop) {
+            Some(index) => pool_worker(&thread.frames, index, idle_waits),
+            None => service(
+                thread,
+                &format!("not running {}'s worker loop", profile.name),
+            ),
+        },
+        WorkerRule::Generic if thread.is_main => service(thread, "main thread"),
+        WorkerRule::Generic => generic_worker(&thread.frames),
+    }
+}
+
+fn pool_worker(frames: &[Frame], loop_at: usize, idle_waits: &[FrameMatcher]) -> ThreadVerdict {
+    let task_loop = &frames[loop_at];
+    let callees = &frames[..loop_at];
+    let parked = callees.iter().all(|frame| {
+        idle_waits
+            .iter()
+            .any(|w| w.matches(&frame.function, &frame.file))
+    });
+    let (state, reason) = match (parked, callees.last(), callees.first()) {
+        (true, None, _) => (
+            State::Idle,
+            format!(
+                "idle: in the pool loop {} itself, waiting for work",
+                task_loop.function
+            ),
+        ),
+        (true, Some(_), Some(innermost)) => (
+            State::Idle,
+            format!(
+                "idle: {} is parked in {} ({})",
+                task_loop.function,
+                innermost.function,
+                file_name(&innermost.file)
+            ),
+        ),
+        (false, Some(callee), Some(innermost)) => (
+            State::Busy,
+            format!(
+                "busy: {} called {} ({}); innermost {} ({}:{})",
+                task_loop.function,
+                callee.function,
+                file_name(&callee.file),
+                innermost.function,
+                file_name(&innermost.file),
+                innermost.line
+            ),
+        ),
+        // `parked` is vacuously true for an empty callee list, so this arm
+        // is only reached on inconsistent input; stay on the safe side.
+        _ => (State::Busy, "busy: unrecognised stack".to_string()),
+    };
+    ThreadVerdict {
+        role: Role::Worker,
+        state,
+        reason,
+    }
+}
+
+fn generic_worker(frames: &[Frame]) -> ThreadVerdict {
+    let application = frames
+        .iter()
+        .find(|frame| !profiles::is_stdlib_file(&frame.file));
+    let (state, reason) = match (application, frames.first()) {
+        (Some(app), _) => (
+            State::Busy,
+            format!(
+                "busy: application code on the stack: {} ({}:{})",
+                app.function,
+                file_name(&app.file),
+                app.line
+            ),
+        ),
+        (None, Some(innermost)) => (
+            State::Idle,
+            format!(
+                "idle: only standard-library frames; innermost {} ({})",
+                innermost.function,
+                file_name(&innermost.file)
+            ),
+        ),
+        (None, None) => (State::Idle, "idle: no Python frames".to_string()),
+    };
+    ThreadVerdict {
+        role: Role::Worker,
+        state,
+        reason,
+    }
+}
+
+fn service(thread: &ThreadSample, why: &str) -> ThreadVerdict {
+    let state = if thread.on_cpu == Some(true) {
+        State::Busy
+    } else {
+        State::Idle
+    };
+    ThreadVerdict {
+        role: Role::Service,
+        state,
+        reason: format!("service: {why}"),
+    }
+}
+
+fn file_name(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests;

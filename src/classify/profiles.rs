@@ -1,0 +1,193 @@
+//! Server profiles as data: how to recognise a server's worker threads and
+//! the wait in which an idle worker parks.
+//!
+//! A worker is a thread whose stack contains the pool's *task loop* frame.
+//! It is idle only when every frame inside that loop (the loop's callees) is
+//! one of the pool's own *idle waits*; anything else — application code, or a
+//! stdlib wait that application code called — means it is serving a request.
+//! This is why a waitress worker sitting in `Condition.wait` can be busy: what
+//! matters is who called the wait.
+
+use serde::Serialize;
+
+/// Matches one frame by function name and the end of its file path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FrameMatcher {
+    /// Function name; `None` matches any function in the file. A qualified
+    /// name (`Class.method`, as 3.11+ reports) matches its last part too.
+    pub function: Option<&'static str>,
+    /// Suffix of the file path, with `/` separators (e.g. `waitress/task.py`).
+    pub file_suffix: &'static str,
+}
+
+impl FrameMatcher {
+    /// A matcher for one function in one file.
+    pub const fn function(function: &'static str, file_suffix: &'static str) -> Self {
+        FrameMatcher {
+            function: Some(function),
+            file_suffix,
+        }
+    }
+
+    /// A matcher for any function in one file.
+    pub const fn any_in(file_suffix: &'static str) -> Self {
+        FrameMatcher {
+            function: None,
+            file_suffix,
+        }
+    }
+
+    /// Whether a frame (function, file) matches.
+    pub fn matches(&self, function: &str, file: &str) -> bool {
+        let file_ok = file.ends_with(self.file_suffix)
+            && (file.len() == self.file_suffix.len()
+                || self.file_suffix.starts_with('/')
+                || file.as_bytes()[file.len() - self.file_suffix.len() - 1] == b'/');
+        file_ok
+            && self.function.is_none_or(|name| {
+                function == name
+                    || function
+                        .rsplit_once('.')
+                        .is_some_and(|(_, last)| last == name)
+            })
+    }
+}
+
+/// How a profile decides which threads are workers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum WorkerRule {
+    /// Workers run a known pool loop; idle ones are parked in its own wait.
+    PoolLoop {
+        /// The pool's task loop (the frame every worker has).
+        task_loop: FrameMatcher,
+        /// Frames allowed inside the task loop while the worker waits for work.
+        idle_waits: &'static [FrameMatcher],
+    },
+    /// Unknown server: every thread but the main one is a worker, and it is
+    /// idle only when no frame on its stack is application code.
+    Generic,
+}
+
+/// A named way of reading one kind of server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Profile {
+    /// Short name used by `--profile` and shown in reports.
+    pub name: &'static str,
+    /// What servers this profile covers.
+    pub description: &'static str,
+    /// How workers and their idle wait are recognised.
+    pub rule: WorkerRule,
+}
+
+/// The stdlib's thread and queue waits, which pool loops call to park.
+const STDLIB_WAITS: &[FrameMatcher] = &[
+    FrameMatcher::any_in("threading.py"),
+    FrameMatcher::any_in("queue.py"),
+    FrameMatcher::any_in("Queue.py"),
+];
+
+/// Zope's classic ZServer: `ZServerPublisher.__init__` loops on
+/// `ZRendevous.accept`, which parks on `l.acquire()` (a C call, so `accept`
+/// is the innermost Python frame of an idle worker).
+pub const ZSERVER: Profile = Profile {
+    name: "zserver",
+    description: "Zope's classic ZServer worker pool (ZServer.PubCore, Zope 2 and Zope 4 on Python 2.7)",
+    rule: WorkerRule::PoolLoop {
+        task_loop: FrameMatcher::function("__init__", "ZServer/PubCore/ZServerPublisher.py"),
+        idle_waits: &[FrameMatcher::function(
+            "accept",
+            "ZServer/PubCore/ZRendezvous.py",
+        )],
+    },
+};
+
+/// waitress: `ThreadedTaskDispatcher.handler_thread` waits on its
+/// `queue_cv` Condition (2.x/3.x) or `Queue.get` (1.x) between tasks.
+pub const WAITRESS: Profile = Profile {
+    name: "waitress",
+    description: "waitress's ThreadedTaskDispatcher (Zope 4+, Plone 5.2+, Pyramid)",
+    rule: WorkerRule::PoolLoop {
+        task_loop: FrameMatcher::function("handler_thread", "waitress/task.py"),
+        idle_waits: STDLIB_WAITS,
+    },
+};
+
+/// `concurrent.futures.ThreadPoolExecutor`: `_worker` blocks in
+/// `work_queue.get` (C `SimpleQueue` on 3.7+, so `_worker` is innermost).
+pub const THREADPOOL: Profile = Profile {
+    name: "threadpool",
+    description: "concurrent.futures.ThreadPoolExecutor workers",
+    rule: WorkerRule::PoolLoop {
+        task_loop: FrameMatcher::function("_worker", "concurrent/futures/thread.py"),
+        idle_waits: STDLIB_WAITS,
+    },
+};
+
+/// The fallback for servers no profile knows.
+pub const GENERIC: Profile = Profile {
+    name: "generic",
+    description: "any threaded Python program: non-main threads are workers, idle only when no application code is on the stack",
+    rule: WorkerRule::Generic,
+};
+
+/// Every built-in profile, in the order detection prefers them on a tie.
+pub const BUILTIN: &[Profile] = &[ZSERVER, WAITRESS, THREADPOOL, GENERIC];
+
+/// Look a built-in profile up by name.
+pub fn by_name(name: &str) -> Option<&'static Profile> {
+    BUILTIN.iter().find(|profile| profile.name == name)
+}
+
+/// Whether a file belongs to the Python standard library (not site-packages).
+///
+/// The generic rule treats such frames as "not application code".
+pub fn is_stdlib_file(file: &str) -> bool {
+    if file.starts_with("<frozen ") {
+        return true;
+    }
+    let in_lib = file.contains("/lib/python") || file.contains("/lib64/python");
+    in_lib && !file.contains("/site-packages/") && !file.contains("/dist-packages/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matcher_respects_path_components_and_qualnames() {
+        let m = FrameMatcher::function("handler_thread", "waitress/task.py");
+        assert!(m.matches(
+            "handler_thread",
+            "/venv/lib/python3.12/site-packages/waitress/task.py"
+        ));
+        assert!(m.matches("ThreadedTaskDispatcher.handler_thread", "waitress/task.py"));
+        assert!(!m.matches("handler_thread", "/x/notwaitress/task.py"));
+        assert!(!m.matches("service", "/x/waitress/task.py"));
+        let any = FrameMatcher::any_in("queue.py");
+        assert!(any.matches("get", "/usr/lib/python3.11/queue.py"));
+        assert!(!any.matches("get", "/usr/lib/python3.11/myqueue.py"));
+    }
+
+    #[test]
+    fn stdlib_detection() {
+        assert!(is_stdlib_file(
+            "/root/.pyenv/versions/3.12.1/lib/python3.12/threading.py"
+        ));
+        assert!(is_stdlib_file("/usr/lib/python2.7/Queue.py"));
+        assert!(is_stdlib_file("<frozen importlib._bootstrap>"));
+        assert!(!is_stdlib_file(
+            "/usr/lib/python3/dist-packages/waitress/task.py"
+        ));
+        assert!(!is_stdlib_file("/venv/lib/python3.12/site-packages/app.py"));
+        assert!(!is_stdlib_file("/srv/app/views.py"));
+    }
+
+    #[test]
+    fn names_are_unique() {
+        for (i, a) in BUILTIN.iter().enumerate() {
+            assert!(BUILTIN[i + 1..].iter().all(|b| b.name != a.name));
+            assert_eq!(by_name(a.name), Some(a));
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! Table-driven classifier tests on stacks recorded from real servers
+//! (outermost frame last, as py-spy reports innermost first).
+
+use super::*;
+use crate::model::{Frame, Snapshot, ThreadSample};
+
+const THREADING: &str = "/root/.pyenv/versions/3.12.1/lib/python3.12/threading.py";
+const THREADING27: &str = "/root/.pyenv/versions/2.7.18/lib/python2.7/threading.py";
+const QUEUE27: &str = "/root/.pyenv/versions/2.7.18/lib/python2.7/Queue.py";
+const TASK: &str = "/venv/lib/python3.12/site-packages/waitress/task.py";
+const APP: &str = "/srv/app/views.py";
+const FUTURES: &str = "/usr/lib/python3.11/concurrent/futures/thread.py";
+const RENDEZVOUS: &str = "/venv/lib/python2.7/site-packages/ZServer/PubCore/ZRendezvous.py";
+const PUBLISHER: &str = "/venv/lib/python2.7/site-packages/ZServer/PubCore/ZServerPublisher.py";
+
+fn f(function: &str, file: &str) -> Frame {
+    Frame {
+        function: function.into(),
+        file: file.into(),
+        line: 1,
+    }
+}
+
+fn thread(frames: Vec<Frame>) -> ThreadSample {
+    ThreadSample {
+        thread_id: 1,
+        os_thread_id: None,
+        name: None,
+        on_cpu: None,
+        holds_gil: false,
+        is_main: false,
+        stack_consistent: true,
+        frames,
+    }
+}
+
+fn bootstrap(mut inner: Vec<Frame>, file: &str) -> Vec<Frame> {
+    inner.extend([
+        f("Thread.run", file),
+        f("Thread._bootstrap_inner", file),
+        f("Thread._bootstrap", file),
+    ]);
+    inner
+}
+
+fn verdict(profile: &'static Profile, frames: Vec<Frame>) -> (Role, State) {
+    let v = classify_thread(profile, &thread(frames));
+    (v.role, v.state)
+}
+
+#[test]
+fn waitress_workers() {
+    use {Role::*, State::*};
+    let rows: Vec<(&str, Vec<Frame>, (Role, State))> = vec![
+        (
+            "3.x idle: handler_thread -> Condition.wait",
+            bootstrap(
+                vec![
+                    f("Condition.wait", THREADING),
+                    f("ThreadedTaskDispatcher.handler_thread", TASK),
+                ],
+                THREADING,
+            ),
+            (Worker, Idle),
+        ),
+        (
+            "1.x idle: handler_thread -> Queue.get -> Condition.wait",
+            bootstrap(
+                vec![
+                    f("wait", THREADING27),
+                    f("get", QUEUE27),
+                    f("handler_thread", TASK),
+                ],
+                THREADING27,
+            ),
+            (Worker, Idle),
+        ),
+        (
+            "between tasks: handler_thread innermost",
+            bootstrap(vec![f("handler_thread", TASK)], THREADING),
+            (Worker, Idle),
+        ),
+        (
+            "busy asleep in a view",
+            bootstrap(
+                vec![
+                    f("hold_sleep", APP),
+                    f("app", APP),
+                    f("execute", TASK),
+                    f("service", TASK),
+                    f("handler_thread", TASK),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "busy in Condition.wait called by app code, not by the pool",
+            bootstrap(
+                vec![
+                    f("Condition.wait", THREADING),
+                    f("hold_cond", APP),
+                    f("service", TASK),
+                    f("handler_thread", TASK),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "busy in a full output buffer: waitress's own wait inside service()",
+            bootstrap(
+                vec![
+                    f("Condition.wait", THREADING),
+                    f("write", TASK),
+                    f("service", TASK),
+                    f("handler_thread", TASK),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "main thread in the asyncore loop is a service thread",
+            vec![
+                f(
+                    "poll",
+                    "/venv/lib/python3.12/site-packages/waitress/wasyncore.py",
+                ),
+                f("<module>", APP),
+            ],
+            (Service, Idle),
+        ),
+    ];
+    for (what, frames, expected) in rows {
+        assert_eq!(verdict(&profiles::WAITRESS, frames), expected, "{what}");
+    }
+}
+
+#[test]
+fn zserver_workers() {
+    use {Role::*, State::*};
+    let rows: Vec<(&str, Vec<Frame>, (Role, State))> = vec![
+        (
+            "idle in ZRendevous.accept",
+            vec![f("accept", RENDEZVOUS), f("__init__", PUBLISHER)],
+            (Worker, Idle),
+        ),
+        (
+            "busy publishing",
+            vec![
+                f("sleep_view", APP),
+                f("publish_module", "/z/ZPublisher/WSGIPublisher.py"),
+                f("__init__", PUBLISHER),
+            ],
+            (Worker, Busy),
+        ),
+        (
+            "a lock acquired by app code under accept's caller is busy",
+            vec![
+                f("acquire", THREADING27),
+                f("commit", APP),
+                f("__init__", PUBLISHER),
+            ],
+            (Worker, Busy),
+        ),
+        (
+            "ZEO client thread is service",
+            vec![
+                f("wait", THREADING27),
+                f("run", "/z/ZEO/zrpc/client.py"),
+                f("__bootstrap", THREADING27),
+            ],
+            (Service, Idle),
+        ),
+    ];
+    for (what, frames, expected) in rows {
+        assert_eq!(verdict(&profiles::ZSERVER, frames), expected, "{what}");
+    }
+}
+
+#[test]
+fn threadpool_workers() {
+    use {Role::*, State::*};
+    let idle = bootstrap(vec![f("_worker", FUTURES)], THREADING);
+    let busy = bootstrap(
+        vec![
+            f("handle", APP),
+            f("_WorkItem.run", FUTURES),
+            f("_worker", FUTURES),
+        ],
+        THREADING,
+    );
+    assert_eq!(verdict(&profiles::THREADPOOL, idle), (Worker, Idle));
+    assert_eq!(verdict(&profiles::THREADPOOL, busy), (Worker, Busy));
+}
+
+#[test]
+fn generic_never_calls_application_code_idle() {
+    use {Role::*, State::*};
+    let parked = bootstrap(
+        vec![f("Condition.wait", THREADING), f("Event.wait", THREADING)],
+        THREADING,
+    );
+    let app_wait = bootstrap(
+        vec![f("Condition.wait", THREADING), f("poll_backend", APP)],
+        THREADING,
+    );
+    let app_spin = bootstrap(vec![f("crunch", APP)], THREADING);
+    assert_eq!(verdict(&profiles::GENERIC, parked), (Worker, Idle));
+    assert_eq!(verdict(&profiles::GENERIC, app_wait), (Worker, Busy));
+    assert_eq!(verdict(&profiles::GENERIC, app_spin), (Worker, Busy));
+    assert_eq!(verdict(&profiles::GENERIC, vec![]), (Worker, Idle));
+    let mut main = thread(vec![f("<module>", APP)]);
+    main.is_main = true;
+    assert_eq!(classify_thread(&profiles::GENERIC, &main).role, Service);
+}
+
+#[test]
+fn service_threads_are_busy_only_when_on_cpu() {
+    let mut t = thread(vec![f("poll", APP)]);
+    t.on_cpu = Some(true);
+    assert_eq!(classify_thread(&profiles::WAITRESS, &t).state, State::Busy);
+    t.on_cpu = Some(false);
+    assert_eq!(classify_thread(&profiles::WAITRESS, &t).state, State::Idle);
+}
+
+fn snapshot(threads: Vec<Vec<Frame>>) -> Snapshot {
+    Snapshot {
+        pid: 1,
+        python_version: "3.12.1".into(),
+        threads: threads.into_iter().map(thread).collect(),
+        process: Default::default(),
+        sampling: Default::default(),
+        warnings: vec![],
+    }
+}
+
+#[test]
+fn detection_picks_the_profile_that_claims_most_threads() {
+    let waitress_idle = bootstrap(
+        vec![f("Condition.wait", THREADING), f("handler_thread", TASK)],
+        THREADING,
+    );
+    let pool_idle = bootstrap(vec![f("_worker", FUTURES)], THREADING);
+    let snap = snapshot(vec![
+        waitress_idle.clone(),
+        waitress_idle,
+        pool_idle,
+        vec![f("<module>", APP)],
+    ]);
+    let c = classify(&snap, None);
+    assert_eq!(c.profile.name, "waitress");
+    assert!(
+        c.profile_reason.contains("2 threads run handler_thread"),
+        "{}",
+        c.profile_reason
+    );
+    assert_eq!(
+        c.threads.iter().filter(|v| v.role == Role::Worker).count(),
+        2
+    );
+
+    let none = snapshot(vec![vec![f("<module>", APP)]]);
+    assert_eq!(classify(&none, None).profile.name, "generic");
+    assert_eq!(
+        classify(&snap, Some(&profiles::THREADPOOL)).profile.name,
+        "threadpool"
+    );
+}
+
+#[test]
+fn reasons_name_who_called_the_wait() {
+    let busy = bootstrap(
+        vec![
+            f("Condition.wait", THREADING),
+            f("hold_cond", APP),
+            f("service", TASK),
+            f("handler_thread", TASK),
+        ],
+        THREADING,
+    );
+    let v = classify_thread(&profiles::WAITRESS, &thread(busy));
+    assert!(
+        v.reason
+            .starts_with("busy: handler_thread called service (task.py); innermost Condition.wait"),
+        "{}",
+        v.reason
+    );
+    let idle = bootstrap(
+        vec![f("Condition.wait", THREADING), f("handler_thread", TASK)],
+        THREADING,
+    );
+    let v = classify_thread(&profiles::WAITRESS, &thread(idle));
+    assert_eq!(
+        v.reason,
+        "idle: handler_thread is parked in Condition.wait (threading.py)"
+    );
+}

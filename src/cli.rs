@@ -1,0 +1,304 @@
+//! Command line: parse, run the pipeline, print, and choose the exit code.
+//!
+//! The only place that maps outcomes to process exit codes (through
+//! [`crate::policy`]). Usage errors exit 2 (FAILURE) in the original mapping
+//! and 3 (UNKNOWN) under `--exit-codes nagios`, as plugin guidelines ask.
+
+use std::io::{self, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::attach::{SampleOptions, Sampler};
+use crate::classify::{Profile, profiles};
+use crate::inspect::{InspectOptions, Source, inspect};
+use crate::policy::{ExitCodes, Thresholds, evaluate};
+use crate::render::text::{CheckText, Layout};
+use crate::target::Target;
+
+/// Tell what every thread of a running Python server is doing, from outside the process.
+#[derive(Debug, Parser)]
+#[command(name = "zhw", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// zhw's subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check worker threads and answer with a status line and exit code (Nagios/NRPE).
+    Check(CheckArgs),
+    /// Print every thread with its role, state and stack (DeadlockDebugger view).
+    Dump(DumpArgs),
+    /// Start the bundled demo server, hold two requests busy, and check it.
+    Demo(DemoArgs),
+    /// Write one raw snapshot of a process as JSON (for bug reports and test fixtures).
+    #[command(hide = true)]
+    Record(RecordArgs),
+}
+
+/// Options shared by every command that reads targets.
+#[derive(Debug, Args)]
+pub struct ReadArgs {
+    /// PIDs or pidfiles (e.g. var/client1.pid) of the server processes.
+    #[arg(value_name = "TARGET", required = true)]
+    pub targets: Vec<String>,
+    /// Answer within this many seconds, whatever happens.
+    #[arg(short = 't', long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_timeout)]
+    pub timeout: f64,
+    /// Pause the whole process while reading (py-spy's default; consistent but stalls the target).
+    #[arg(long)]
+    pub blocking: bool,
+    /// Use this server profile instead of detecting one.
+    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
+    pub profile: Option<&'static Profile>,
+    /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
+    #[arg(long, hide = true)]
+    pub replay: bool,
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Human and Nagios readable text.
+    #[default]
+    Text,
+    /// One JSON document (docs/reference/json.md).
+    Json,
+}
+
+/// `zhw check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// WARNING when more than N workers are busy (default: from 4 busy).
+    #[arg(short = 'w', long = "warning", value_name = "N")]
+    pub warning: Option<u64>,
+    /// CRITICAL when more than N workers are busy (default: when no worker is idle).
+    #[arg(short = 'c', long = "critical", value_name = "N")]
+    pub critical: Option<u64>,
+    /// Exit codes: the original check's, or the Nagios plugin standard.
+    #[arg(long, value_enum, default_value_t = ExitCodes::Original)]
+    pub exit_codes: ExitCodes,
+    /// Order of the text output.
+    #[arg(long, value_enum, default_value_t = Layout::Nagios)]
+    pub layout: Layout,
+    /// Show details (system, processes, busy stacks) even when OK.
+    #[arg(short, long)]
+    pub verbose: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `zhw dump`.
+#[derive(Debug, Args)]
+pub struct DumpArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+}
+
+/// `zhw demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Python interpreter to run the demo server with.
+    #[arg(long, default_value = "python3", value_name = "PATH")]
+    pub python: String,
+    /// Requests to hold busy (of 4 workers).
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u8).range(0..=4))]
+    pub busy: u8,
+}
+
+/// `zhw record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// PID of the process.
+    pub pid: u32,
+    /// Pause the whole process while reading.
+    #[arg(long)]
+    pub blocking: bool,
+}
+
+fn parse_timeout(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 {
+        Ok(seconds)
+    } else {
+        Err("the timeout must be more than 0 and at most 3600 seconds".into())
+    }
+}
+
+fn parse_profile(name: &str) -> Result<&'static Profile, String> {
+    profiles::by_name(name).ok_or_else(|| {
+        let known: Vec<&str> = profiles::BUILTIN.iter().map(|p| p.name).collect();
+        format!("unknown profile {name:?}; known: {}", known.join(", "))
+    })
+}
+
+/// Entry point used by `main`: parse the real command line and run.
+pub fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().collect();
+    match Cli::try_parse_from(&args) {
+        Ok(cli) => run(cli),
+        Err(err) => {
+            let _ = err.print();
+            if !err.use_stderr() {
+                return ExitCode::SUCCESS; // --help, --version
+            }
+            ExitCode::from(usage_error_code(&args))
+        }
+    }
+}
+
+/// FAILURE (2) normally; UNKNOWN (3) when the user asked for Nagios codes.
+fn usage_error_code(args: &[String]) -> u8 {
+    let nagios = args
+        .windows(2)
+        .any(|w| w[0] == "--exit-codes" && w[1] == "nagios")
+        || args.iter().any(|a| a == "--exit-codes=nagios");
+    if nagios { 3 } else { 2 }
+}
+
+/// Run a parsed command line; returns the exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    let result = match cli.command {
+        Command::Check(args) => check(&args),
+        Command::Dump(args) => dump(&args),
+        Command::Demo(args) => crate::demo::run(&args.python, args.busy),
+        Command::Record(args) => record(&args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("zhw: {err}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn sources(read: &ReadArgs) -> Vec<Source> {
+    read.targets
+        .iter()
+        .map(|word| {
+            if read.replay {
+                Source::Replay(PathBuf::from(word))
+            } else {
+                Source::Live(Target::parse(word))
+            }
+        })
+        .collect()
+}
+
+fn inspect_options(read: &ReadArgs) -> InspectOptions {
+    InspectOptions {
+        sample: SampleOptions {
+            blocking: read.blocking,
+        },
+        timeout: Duration::from_secs_f64(read.timeout),
+        profile: read.profile,
+    }
+}
+
+fn check(args: &CheckArgs) -> io::Result<u8> {
+    let report = inspect(&sources(&args.read), inspect_options(&args.read));
+    let thresholds = Thresholds {
+        warning: args.warning,
+        critical: args.critical,
+    };
+    let eval = evaluate(&report, thresholds, args.exit_codes);
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Text => crate::render::text::check(
+            &mut out,
+            &report,
+            &eval,
+            CheckText {
+                layout: args.layout,
+                verbose: args.verbose,
+            },
+        )?,
+        Format::Json => crate::render::json::write(&mut out, &report, &eval)?,
+    }
+    out.flush()?;
+    Ok(eval.verdict.exit_code)
+}
+
+fn dump(args: &DumpArgs) -> io::Result<u8> {
+    let report = inspect(&sources(&args.read), inspect_options(&args.read));
+    let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);
+    let mut out = io::stdout().lock();
+    match args.format {
+        Format::Text => crate::render::text::dump(&mut out, &report)?,
+        Format::Json => crate::render::json::write(&mut out, &report, &eval)?,
+    }
+    out.flush()?;
+    // A dump succeeds when every target could be read.
+    let unreadable = report.targets.iter().any(|t| t.error.is_some());
+    Ok(if unreadable { 2 } else { 0 })
+}
+
+fn record(args: &RecordArgs) -> io::Result<u8> {
+    let snapshot = Sampler::attach(
+        args.pid,
+        SampleOptions {
+            blocking: args.blocking,
+        },
+    )
+    .and_then(|mut sampler| sampler.sample());
+    match snapshot {
+        Ok(snapshot) => {
+            let mut out = io::stdout().lock();
+            serde_json::to_writer_pretty(&mut out, &snapshot).map_err(io::Error::other)?;
+            writeln!(out)?;
+            Ok(0)
+        }
+        Err(err) => {
+            eprintln!("zhw: {err}");
+            Ok(2)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn usage_error_codes_follow_the_mapping() {
+        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        assert_eq!(usage_error_code(&words("zhw check --bogus")), 2);
+        assert_eq!(
+            usage_error_code(&words("zhw check --exit-codes nagios --bogus")),
+            3
+        );
+        assert_eq!(
+            usage_error_code(&words("zhw check --exit-codes=nagios -w x")),
+            3
+        );
+    }
+
+    #[test]
+    fn timeouts_are_validated() {
+        assert!(parse_timeout("0").is_err());
+        assert!(parse_timeout("-1").is_err());
+        assert!(parse_timeout("nan").is_err());
+        assert!(parse_timeout("abc").is_err());
+        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+    }
+}

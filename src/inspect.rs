@@ -1,0 +1,184 @@
+//! Run one inspection of several targets in parallel, within a deadline.
+//!
+//! Each target is resolved, attached, sampled and classified on its own
+//! thread; whatever has not answered by the deadline is reported as a
+//! timeout, so `zhw check -t 10` always answers in about 10 seconds. A late
+//! thread is abandoned, never joined: in the default nonblocking mode it holds
+//! no lock on the target, and in blocking mode the kernel releases the ptrace
+//! lock when zhw exits.
+
+use std::path::PathBuf;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use crate::attach::{AttachError, SampleOptions, Sampler};
+use crate::classify::{self, Profile};
+use crate::model::Snapshot;
+use crate::report::{Report, SystemFacts, TargetError, TargetReport};
+use crate::target::Target;
+
+/// Where a target's snapshot comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// A live process.
+    Live(Target),
+    /// A recorded snapshot file (tests and reproducible bug reports).
+    Replay(PathBuf),
+}
+
+/// How to inspect.
+#[derive(Debug, Clone, Copy)]
+pub struct InspectOptions {
+    /// How stacks are read.
+    pub sample: SampleOptions,
+    /// Answer within this long.
+    pub timeout: Duration,
+    /// Profile forced with `--profile`.
+    pub profile: Option<&'static Profile>,
+}
+
+/// Inspect every source and gather the facts.
+pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
+    let deadline = Instant::now() + options.timeout;
+    let (sender, receiver) = mpsc::channel();
+    for (index, source) in sources.iter().enumerate() {
+        let thread_sender = sender.clone();
+        let source = source.clone();
+        let spawned = std::thread::Builder::new()
+            .name(format!("zhw-target-{index}"))
+            .spawn(move || {
+                let report = inspect_one(&source, options);
+                let _ = thread_sender.send((index, report));
+            });
+        if let Err(err) = spawned {
+            let _ = sender.send((
+                index,
+                failure_for(
+                    &sources[index],
+                    None,
+                    "spawn_failed",
+                    err.to_string(),
+                    false,
+                ),
+            ));
+        }
+    }
+    drop(sender);
+
+    let mut results: Vec<Option<TargetReport>> = vec![None; sources.len()];
+    while results.iter().any(Option::is_none) {
+        let remaining = deadline.saturating_duration_since(Instant::now());
+        match receiver.recv_timeout(remaining) {
+            Ok((index, report)) => results[index] = Some(report),
+            Err(_) => break,
+        }
+    }
+    let targets = results
+        .into_iter()
+        .zip(sources)
+        .map(|(result, source)| {
+            result.unwrap_or_else(|| {
+                let pid = match source {
+                    Source::Live(target) => target.resolve().ok(),
+                    Source::Replay(_) => None,
+                };
+                let error = AttachError::Timeout {
+                    pid: pid.unwrap_or(0),
+                    seconds: options.timeout.as_secs_f64(),
+                };
+                failure_for(source, pid, "timeout", error.to_string(), false)
+            })
+        })
+        .collect();
+    Report {
+        system: SystemFacts::read(),
+        targets,
+    }
+}
+
+fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
+    let snapshot = match source {
+        Source::Live(target) => {
+            let pid = match target.resolve() {
+                Ok(pid) => pid,
+                Err(err) => {
+                    let not_running = err.is_not_running();
+                    return failure_for(source, None, err.kind(), err.to_string(), not_running);
+                }
+            };
+            match Sampler::attach(pid, options.sample).and_then(|mut sampler| sampler.sample()) {
+                Ok(snapshot) => snapshot,
+                Err(err) => {
+                    return failure_for(
+                        source,
+                        Some(pid),
+                        attach_kind(&err),
+                        err.to_string(),
+                        err.is_not_running(),
+                    );
+                }
+            }
+        }
+        Source::Replay(path) => match load_snapshot(path) {
+            Ok(snapshot) => snapshot,
+            Err(message) => return failure_for(source, None, "replay_unreadable", message, false),
+        },
+    };
+    let classes = classify::classify(&snapshot, options.profile);
+    TargetReport::inspected(source_name(source), source_given(source), snapshot, classes)
+}
+
+/// Read a recorded snapshot (`zhw record`) from a JSON file.
+pub fn load_snapshot(path: &std::path::Path) -> Result<Snapshot, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|err| format!("cannot read snapshot {}: {err}", path.display()))?;
+    serde_json::from_str(&text).map_err(|err| format!("bad snapshot {}: {err}", path.display()))
+}
+
+fn attach_kind(err: &AttachError) -> &'static str {
+    match err {
+        AttachError::NoSuchProcess { .. } => "no_such_process",
+        AttachError::PermissionDenied { .. } => "permission_denied",
+        AttachError::NotPython { .. } => "not_python",
+        AttachError::Unsupported { .. } => "unsupported_python",
+        AttachError::Exited { .. } => "exited",
+        AttachError::Timeout { .. } => "timeout",
+        AttachError::Failed { .. } => "read_failed",
+    }
+}
+
+fn source_name(source: &Source) -> String {
+    match source {
+        Source::Live(target) => target.display_name(),
+        Source::Replay(path) => path
+            .file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "replay".into()),
+    }
+}
+
+fn source_given(source: &Source) -> String {
+    match source {
+        Source::Live(target) => target.as_given(),
+        Source::Replay(path) => path.display().to_string(),
+    }
+}
+
+fn failure_for(
+    source: &Source,
+    pid: Option<u32>,
+    kind: &'static str,
+    message: String,
+    not_running: bool,
+) -> TargetReport {
+    TargetReport::failed(
+        source_name(source),
+        source_given(source),
+        pid,
+        TargetError {
+            kind,
+            message,
+            not_running,
+        },
+    )
+}

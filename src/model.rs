@@ -1,0 +1,91 @@
+//! zhw's own picture of one sampled process: what was read, nothing decided.
+//!
+//! A [`Snapshot`] is the only thing [`crate::attach`] hands to the rest of the
+//! pipeline. It deliberately does not reuse py-spy's types, so recorded
+//! snapshots (JSON files under `tests/fixtures/`) stay stable when the crate
+//! changes, and classification can be tested without any process.
+
+use serde::{Deserialize, Serialize};
+
+/// Everything read from one target process in one sample.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    /// Host PID of the target.
+    pub pid: u32,
+    /// Python version as read from the interpreter, e.g. `3.12.1`.
+    pub python_version: String,
+    /// Every Python thread the interpreter knows of, in interpreter order.
+    pub threads: Vec<ThreadSample>,
+    /// Facts about the process as the OS sees it (memory, CPU, age).
+    #[serde(default)]
+    pub process: ProcessFacts,
+    /// How the stacks were read.
+    #[serde(default)]
+    pub sampling: SamplingFacts,
+    /// Things that went partly wrong while reading, kept as data.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// One Python thread's stack and OS-level state.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ThreadSample {
+    /// Python's thread id (`threading.get_ident()`; the `pthread_t` on Linux).
+    pub thread_id: u64,
+    /// The kernel thread id, where it could be established.
+    pub os_thread_id: Option<u32>,
+    /// `threading.Thread.name`, where Python knows one.
+    pub name: Option<String>,
+    /// Whether the OS shows the thread on a CPU (`R`) or waiting; `None` if unknown.
+    pub on_cpu: Option<bool>,
+    /// Whether this thread held the GIL when sampled.
+    pub holds_gil: bool,
+    /// True for the process's main thread.
+    pub is_main: bool,
+    /// True when two consecutive reads of this stack agreed (see docs/explanation/sampling.md).
+    #[serde(default = "default_true")]
+    pub stack_consistent: bool,
+    /// Python frames, innermost first (as py-spy returns them).
+    pub frames: Vec<Frame>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// One Python frame.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Frame {
+    /// Function name as the code object names it (qualified on 3.11+).
+    pub function: String,
+    /// Source file as the code object names it.
+    pub file: String,
+    /// Line being executed, 0 if unknown.
+    pub line: u32,
+}
+
+/// What the OS says about the process as a whole.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ProcessFacts {
+    /// Resident set size in bytes.
+    pub rss_bytes: Option<u64>,
+    /// Average CPU use since the process started, in percent of one core.
+    pub cpu_percent: Option<f64>,
+    /// OS threads (Python or not).
+    pub threads: Option<u64>,
+    /// Seconds since the process started.
+    pub uptime_seconds: Option<f64>,
+    /// The process's command line, control characters removed at render time.
+    pub command: Option<String>,
+}
+
+/// How one sample was taken, for the curious and for benchmarks.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SamplingFacts {
+    /// `nonblocking-validated` (default) or `blocking`.
+    pub mode: String,
+    /// How many full passes over the thread list were made.
+    pub reads: u32,
+    /// Wall time spent reading, in seconds.
+    pub duration_seconds: f64,
+}

@@ -1,0 +1,465 @@
+//! The status contract: worker counts and thresholds in, status line and
+//! exit code out. ZopeHealthWatcher's rules live here and nowhere else.
+//!
+//! Default rules, in order (shared/DESIGN.md §1): a target that cannot be
+//! inspected is `FAILURE` (exit 2); no idle worker is `CRITICAL - No more Zeo
+//! client available` (exit 3); 4 or more busy workers is `WARNING - Warning,
+//! high load` (exit 1); otherwise `OK - Everything looks fine` (exit 0).
+//! `-w N` / `-c N` replace the warning / critical rule by "busy > N".
+//! `--exit-codes nagios` maps to the plugin standard (OK 0, WARNING 1,
+//! CRITICAL 2, UNKNOWN 3; a target that is not running is CRITICAL).
+
+use serde::Serialize;
+
+/// The original check's message texts, kept byte for byte.
+pub const MSG_OK: &str = "Everything looks fine";
+/// Warning text of the original check.
+pub const MSG_WARNING: &str = "Warning, high load";
+/// Critical text of the original check.
+pub const MSG_CRITICAL: &str = "No more Zeo client available";
+/// The original's warning rule: WARNING from this many busy workers.
+pub const DEFAULT_WARNING_BUSY: u64 = 4;
+
+/// How a target (or the whole check) fared.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Status {
+    /// Free workers, load below the warning rule.
+    Ok,
+    /// Load at or above the warning rule.
+    Warning,
+    /// No free worker (or above the critical threshold).
+    Critical,
+    /// The target could not be inspected.
+    Failure,
+}
+
+/// Which exit codes (and status words) to use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ExitCodes {
+    /// ZopeHealthWatcher's: OK 0, WARNING 1, FAILURE 2, CRITICAL 3.
+    #[default]
+    Original,
+    /// Nagios plugin standard: OK 0, WARNING 1, CRITICAL 2, UNKNOWN 3.
+    Nagios,
+}
+
+/// Busy-worker thresholds; `None` keeps the original rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Thresholds {
+    /// WARNING when more than this many workers are busy.
+    pub warning: Option<u64>,
+    /// CRITICAL when more than this many workers are busy.
+    pub critical: Option<u64>,
+}
+
+/// Worker counts of one target, the input of the rules.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+pub struct Counts {
+    /// Workers handling a request.
+    pub busy: u64,
+    /// Workers waiting for one.
+    pub idle: u64,
+}
+
+impl Counts {
+    /// All workers.
+    pub fn workers(&self) -> u64 {
+        self.busy + self.idle
+    }
+}
+
+/// The judgement on one target.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TargetVerdict {
+    /// Status before exit-code mapping.
+    pub status: Status,
+    /// For failures: whether the process simply is not running.
+    pub not_running: bool,
+    /// The message after `STATUS - `.
+    pub message: String,
+}
+
+/// The judgement on the whole check, ready to print.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    /// Worst status over all targets.
+    pub status: Status,
+    /// The word printed for it under the chosen mapping (`FAILURE`, `UNKNOWN`, …).
+    pub label: &'static str,
+    /// The message of the worst target.
+    pub message: String,
+    /// The process exit code.
+    pub exit_code: u8,
+}
+
+/// Judge one inspected target.
+pub fn judge(counts: Counts, thresholds: Thresholds) -> TargetVerdict {
+    let critical = match thresholds.critical {
+        Some(limit) => counts.busy > limit,
+        None => counts.idle == 0,
+    };
+    let warning = match thresholds.warning {
+        Some(limit) => counts.busy > limit,
+        None => counts.busy >= DEFAULT_WARNING_BUSY,
+    };
+    let (status, message) = if critical {
+        (Status::Critical, MSG_CRITICAL)
+    } else if warning {
+        (Status::Warning, MSG_WARNING)
+    } else {
+        (Status::Ok, MSG_OK)
+    };
+    TargetVerdict {
+        status,
+        not_running: false,
+        message: message.to_string(),
+    }
+}
+
+/// Judge a target that could not be inspected.
+pub fn judge_failure(message: &str, not_running: bool) -> TargetVerdict {
+    TargetVerdict {
+        status: Status::Failure,
+        not_running,
+        message: message.to_string(),
+    }
+}
+
+/// Exit code and status word of one target verdict under a mapping.
+pub fn code_and_label(verdict: &TargetVerdict, codes: ExitCodes) -> (u8, &'static str) {
+    match (codes, verdict.status) {
+        (_, Status::Ok) => (0, "OK"),
+        (_, Status::Warning) => (1, "WARNING"),
+        (ExitCodes::Original, Status::Failure) => (2, "FAILURE"),
+        (ExitCodes::Original, Status::Critical) => (3, "CRITICAL"),
+        (ExitCodes::Nagios, Status::Critical) => (2, "CRITICAL"),
+        (ExitCodes::Nagios, Status::Failure) if verdict.not_running => (2, "CRITICAL"),
+        (ExitCodes::Nagios, Status::Failure) => (3, "UNKNOWN"),
+    }
+}
+
+/// How bad an exit code is: the original's codes rank by value (FAILURE 2
+/// below CRITICAL 3); the Nagios ranking puts UNKNOWN between OK and WARNING,
+/// as monitoring-plugins' `max_state` does.
+fn severity(code: u8, codes: ExitCodes) -> u8 {
+    match (codes, code) {
+        (ExitCodes::Original, code) => code,
+        (ExitCodes::Nagios, 0) => 0,
+        (ExitCodes::Nagios, 3) => 1,
+        (ExitCodes::Nagios, 1) => 2,
+        (ExitCodes::Nagios, _) => 3,
+    }
+}
+
+/// Combine per-target verdicts (named) into one: the worst wins; with several
+/// targets its name is appended so the operator knows which one.
+pub fn overall(targets: &[(String, TargetVerdict)], codes: ExitCodes) -> Verdict {
+    let worst = targets.iter().max_by_key(|(_, verdict)| {
+        let (code, _) = code_and_label(verdict, codes);
+        severity(code, codes)
+    });
+    match worst {
+        None => Verdict {
+            status: Status::Failure,
+            label: code_and_label(&judge_failure("", false), codes).1,
+            message: "no target given".into(),
+            exit_code: code_and_label(&judge_failure("", false), codes).0,
+        },
+        Some((name, verdict)) => {
+            let (exit_code, label) = code_and_label(verdict, codes);
+            let message = if targets.len() > 1 {
+                format!("{} ({name})", verdict.message)
+            } else {
+                verdict.message.clone()
+            };
+            Verdict {
+                status: verdict.status,
+                label,
+                message,
+                exit_code,
+            }
+        }
+    }
+}
+
+/// The effective warning/critical limits on busy workers, for perfdata.
+///
+/// The original rules expressed as "busy > N": WARNING from 4 busy is
+/// `warn=3`; CRITICAL when none is idle is `crit=workers-1`.
+pub fn effective_limits(thresholds: Thresholds, workers: u64) -> (Option<u64>, Option<u64>) {
+    (
+        Some(thresholds.warning.unwrap_or(DEFAULT_WARNING_BUSY - 1)),
+        thresholds.critical.or(workers.checked_sub(1)),
+    )
+}
+
+/// One performance-data item, formatted per the plugin guidelines
+/// (`'label'=value[UOM];[warn];[crit];[min];[max]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Perfdatum {
+    /// Label, quoted on output when it contains spaces or quotes.
+    pub label: String,
+    /// Current value.
+    pub value: u64,
+    /// Warning limit ("alert above").
+    pub warn: Option<u64>,
+    /// Critical limit ("alert above").
+    pub crit: Option<u64>,
+    /// Minimum possible value.
+    pub min: Option<u64>,
+    /// Maximum possible value.
+    pub max: Option<u64>,
+}
+
+impl std::fmt::Display for Perfdatum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let needs_quotes = self.label.contains([' ', '\'', '=']);
+        if needs_quotes {
+            write!(f, "'{}'", self.label.replace('\'', "''"))?;
+        } else {
+            f.write_str(&self.label)?;
+        }
+        write!(
+            f,
+            "={};{};{};{};{}",
+            self.value,
+            opt(self.warn),
+            opt(self.crit),
+            opt(self.min),
+            opt(self.max)
+        )
+    }
+}
+
+/// Performance data for one target: busy (with limits), idle and worker
+/// totals. `prefix` names the target when several are checked.
+pub fn perfdata(prefix: Option<&str>, counts: Counts, thresholds: Thresholds) -> Vec<Perfdatum> {
+    let label = |what: &str| match prefix {
+        Some(name) => format!("{name} {what}"),
+        None => what.to_string(),
+    };
+    let workers = counts.workers();
+    let (warn, crit) = effective_limits(thresholds, workers);
+    vec![
+        Perfdatum {
+            label: label("busy"),
+            value: counts.busy,
+            warn,
+            crit,
+            min: Some(0),
+            max: Some(workers),
+        },
+        Perfdatum {
+            label: label("idle"),
+            value: counts.idle,
+            warn: None,
+            crit: None,
+            min: Some(0),
+            max: Some(workers),
+        },
+        Perfdatum {
+            label: label("workers"),
+            value: workers,
+            warn: None,
+            crit: None,
+            min: Some(0),
+            max: None,
+        },
+    ]
+}
+
+/// The verdicts of a whole check: overall, per target (same order as the
+/// report's targets), and the performance data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Evaluation {
+    /// The one status line.
+    pub verdict: Verdict,
+    /// One verdict per target.
+    pub targets: Vec<TargetVerdict>,
+    /// Performance data for all targets.
+    pub perfdata: Vec<Perfdatum>,
+    /// The exit-code mapping the labels were chosen for.
+    pub codes: ExitCodes,
+}
+
+/// Judge every target of a report and combine them.
+pub fn evaluate(
+    report: &crate::report::Report,
+    thresholds: Thresholds,
+    codes: ExitCodes,
+) -> Evaluation {
+    let several = report.targets.len() > 1;
+    let mut named = Vec::with_capacity(report.targets.len());
+    let mut perf = Vec::new();
+    for target in &report.targets {
+        let verdict = match (&target.inspection, &target.error) {
+            (Some(inspection), _) => {
+                let counts = inspection.stats.counts();
+                perf.extend(perfdata(
+                    several.then_some(target.name.as_str()),
+                    counts,
+                    thresholds,
+                ));
+                judge(counts, thresholds)
+            }
+            (None, Some(error)) => judge_failure(&error.message, error.not_running),
+            (None, None) => judge_failure("no result", false),
+        };
+        named.push((target.name.clone(), verdict));
+    }
+    Evaluation {
+        verdict: overall(&named, codes),
+        targets: named.into_iter().map(|(_, verdict)| verdict).collect(),
+        perfdata: perf,
+        codes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counts(busy: u64, idle: u64) -> Counts {
+        Counts { busy, idle }
+    }
+
+    #[test]
+    fn original_rules_in_order() {
+        let none = Thresholds::default();
+        let rows = [
+            (counts(0, 4), Status::Ok),
+            (counts(1, 3), Status::Ok),
+            (counts(3, 1), Status::Ok),
+            (counts(4, 0), Status::Critical),
+            (counts(4, 2), Status::Warning),
+            (counts(0, 0), Status::Critical),
+            (counts(9, 1), Status::Warning),
+        ];
+        for (c, expected) in rows {
+            assert_eq!(judge(c, none).status, expected, "{c:?}");
+        }
+        assert_eq!(judge(counts(2, 2), none).message, "Everything looks fine");
+        assert_eq!(judge(counts(4, 2), none).message, "Warning, high load");
+        assert_eq!(
+            judge(counts(4, 0), none).message,
+            "No more Zeo client available"
+        );
+    }
+
+    #[test]
+    fn thresholds_replace_their_own_rule() {
+        let w1 = Thresholds {
+            warning: Some(1),
+            critical: None,
+        };
+        assert_eq!(judge(counts(1, 3), w1).status, Status::Ok);
+        assert_eq!(judge(counts(2, 2), w1).status, Status::Warning);
+        assert_eq!(
+            judge(counts(4, 0), w1).status,
+            Status::Critical,
+            "idle==0 rule stays"
+        );
+        let c2 = Thresholds {
+            warning: None,
+            critical: Some(2),
+        };
+        assert_eq!(judge(counts(3, 1), c2).status, Status::Critical);
+        assert_eq!(
+            judge(counts(2, 0), c2).status,
+            Status::Ok,
+            "critical rule replaced"
+        );
+        let wide = Thresholds {
+            warning: Some(10),
+            critical: Some(20),
+        };
+        assert_eq!(judge(counts(4, 0), wide).status, Status::Ok);
+    }
+
+    #[test]
+    fn exit_codes_in_both_mappings() {
+        let ok = judge(counts(0, 1), Thresholds::default());
+        let crit = judge(counts(1, 0), Thresholds::default());
+        let gone = judge_failure("gone", true);
+        let unreadable = judge_failure("denied", false);
+        use ExitCodes::*;
+        assert_eq!(code_and_label(&ok, Original), (0, "OK"));
+        assert_eq!(code_and_label(&crit, Original), (3, "CRITICAL"));
+        assert_eq!(code_and_label(&gone, Original), (2, "FAILURE"));
+        assert_eq!(code_and_label(&unreadable, Original), (2, "FAILURE"));
+        assert_eq!(code_and_label(&crit, Nagios), (2, "CRITICAL"));
+        assert_eq!(code_and_label(&gone, Nagios), (2, "CRITICAL"));
+        assert_eq!(code_and_label(&unreadable, Nagios), (3, "UNKNOWN"));
+    }
+
+    #[test]
+    fn worst_target_wins() {
+        let t = |name: &str, v: TargetVerdict| (name.to_string(), v);
+        let warn = judge(counts(4, 2), Thresholds::default());
+        let fail = judge_failure("pid 9 is not running", true);
+        let unknown = judge_failure("denied", false);
+        let both = [t("a", warn.clone()), t("b", unknown.clone())];
+        let v = overall(&both, ExitCodes::Original);
+        assert_eq!((v.label, v.exit_code), ("FAILURE", 2));
+        assert_eq!(v.message, "denied (b)");
+        let v = overall(&both, ExitCodes::Nagios);
+        assert_eq!(
+            (v.label, v.exit_code),
+            ("WARNING", 1),
+            "UNKNOWN ranks below WARNING"
+        );
+        let v = overall(&[t("a", warn), t("b", fail)], ExitCodes::Nagios);
+        assert_eq!((v.label, v.exit_code), ("CRITICAL", 2));
+        let single = overall(&[t("a", unknown)], ExitCodes::Original);
+        assert_eq!(
+            single.message, "denied",
+            "no name suffix for a single target"
+        );
+    }
+
+    #[test]
+    fn perfdata_format() {
+        let items = perfdata(None, counts(2, 2), Thresholds::default());
+        let text: Vec<String> = items.iter().map(ToString::to_string).collect();
+        assert_eq!(text, ["busy=2;3;3;0;4", "idle=2;;;0;4", "workers=4;;;0;"]);
+        let named = perfdata(
+            Some("client1"),
+            counts(1, 5),
+            Thresholds {
+                warning: Some(2),
+                critical: None,
+            },
+        );
+        assert_eq!(named[0].to_string(), "'client1 busy'=1;2;5;0;6");
+        let quote = Perfdatum {
+            label: "it's".into(),
+            value: 1,
+            warn: None,
+            crit: None,
+            min: None,
+            max: None,
+        };
+        assert_eq!(quote.to_string(), "'it''s'=1;;;;");
+    }
+
+    #[test]
+    fn perfdata_limits() {
+        assert_eq!(
+            effective_limits(Thresholds::default(), 4),
+            (Some(3), Some(3))
+        );
+        assert_eq!(
+            effective_limits(Thresholds::default(), 6),
+            (Some(3), Some(5))
+        );
+        assert_eq!(effective_limits(Thresholds::default(), 0), (Some(3), None));
+        let t = Thresholds {
+            warning: Some(1),
+            critical: Some(2),
+        };
+        assert_eq!(effective_limits(t, 4), (Some(1), Some(2)));
+    }
+}

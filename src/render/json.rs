@@ -1,0 +1,53 @@
+//! The JSON document (`--format json`, schema_version 1), documented field by
+//! field in docs/reference/json.md.
+//!
+//! Wire types live here, apart from the Report, so the document's shape is
+//! one visible contract: the Report's facts plus the Evaluation's statuses.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use crate::policy::{Evaluation, code_and_label};
+use crate::report::{Report, SCHEMA_VERSION, SystemFacts, TargetReport};
+
+#[derive(Serialize)]
+struct Document<'a> {
+    schema_version: u32,
+    status: &'static str,
+    exit_code: u8,
+    message: &'a str,
+    system: &'a SystemFacts,
+    targets: Vec<Target<'a>>,
+}
+
+#[derive(Serialize)]
+struct Target<'a> {
+    status: &'static str,
+    message: &'a str,
+    #[serde(flatten)]
+    report: &'a TargetReport,
+}
+
+/// Write the check (or dump) as one pretty-printed JSON document.
+pub fn write<W: Write>(out: &mut W, report: &Report, eval: &Evaluation) -> io::Result<()> {
+    let document = Document {
+        schema_version: SCHEMA_VERSION,
+        status: eval.verdict.label,
+        exit_code: eval.verdict.exit_code,
+        message: &eval.verdict.message,
+        system: &report.system,
+        targets: report
+            .targets
+            .iter()
+            .zip(&eval.targets)
+            .map(|(report, verdict)| Target {
+                status: code_and_label(verdict, eval.codes).1,
+                message: &verdict.message,
+                report,
+            })
+            .collect(),
+    };
+    serde_json::to_writer_pretty(&mut *out, &document).map_err(io::Error::other)?;
+    writeln!(out)
+}

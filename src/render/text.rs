@@ -1,0 +1,345 @@
+//! Plain-text output: the Nagios-style check, the original's classic layout,
+//! and the DeadlockDebugger-style dump.
+//!
+//! Pure functions of a Report and its Evaluation writing to any `io::Write`;
+//! the only other I/O is reading source lines through [`SourceCache`]. Every
+//! string that came from the target passes through
+//! [`crate::sanitize::for_terminal`].
+
+use std::io::{self, Write};
+
+use crate::classify::{Role, State};
+use crate::policy::{Evaluation, Status};
+use crate::report::{Cpu, Inspection, Report, TargetReport, ThreadReport};
+use crate::sanitize::for_terminal as clean;
+use crate::source::SourceCache;
+
+/// Arrangement of the check's output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Layout {
+    /// Status line (with perfdata) first, then `Idle/Busy`, then details.
+    #[default]
+    Nagios,
+    /// The original's order: details, `Idle/Busy`, status line last.
+    Classic,
+}
+
+/// Options for [`check`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CheckText {
+    /// Which arrangement.
+    pub layout: Layout,
+    /// Show details even when the status is OK.
+    pub verbose: bool,
+}
+
+/// The `zhw check` output.
+pub fn check<W: Write>(
+    out: &mut W,
+    report: &Report,
+    eval: &Evaluation,
+    options: CheckText,
+) -> io::Result<()> {
+    let status_line = format!("{} - {}", eval.verdict.label, clean(&eval.verdict.message));
+    let (idle, busy) = totals(report);
+    let idle_busy = format!("Idle: {idle}\tBusy: {busy}");
+    let details = options.verbose || eval.verdict.status != Status::Ok;
+    let mut sources = SourceCache::default();
+    match options.layout {
+        Layout::Nagios => {
+            let perf: Vec<String> = eval.perfdata.iter().map(ToString::to_string).collect();
+            if perf.is_empty() {
+                writeln!(out, "{status_line}")?;
+            } else {
+                writeln!(out, "{status_line} | {}", perf.join(" "))?;
+            }
+            writeln!(out, "{idle_busy}")?;
+            if details {
+                writeln!(out)?;
+                information(out, report, false)?;
+                for (target, verdict) in report.targets.iter().zip(&eval.targets) {
+                    writeln!(out)?;
+                    let label = crate::policy::code_and_label(verdict, eval.codes).1;
+                    target_header(
+                        out,
+                        target,
+                        &format!("{label} - {}", clean(&verdict.message)),
+                    )?;
+                    if let Some(inspection) = &target.inspection {
+                        for thread in &inspection.threads {
+                            thread_block(out, &mut sources, target, thread, StackWhen::Busy)?;
+                        }
+                    }
+                }
+            }
+        }
+        Layout::Classic => {
+            if details {
+                information(out, report, true)?;
+                writeln!(out)?;
+                writeln!(out, "Dump:")?;
+                for target in &report.targets {
+                    classic_dump(out, &mut sources, target)?;
+                }
+                writeln!(out)?;
+            }
+            writeln!(out, "{idle_busy}")?;
+            writeln!(out, "{status_line}")?;
+        }
+    }
+    Ok(())
+}
+
+/// The `zhw dump` output: every thread of every target with its stack.
+pub fn dump<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
+    let mut sources = SourceCache::default();
+    for (index, target) in report.targets.iter().enumerate() {
+        if index > 0 {
+            writeln!(out)?;
+        }
+        let summary = match (&target.inspection, &target.error) {
+            (Some(i), _) => format!("Idle: {}\tBusy: {}", i.stats.idle_count, i.stats.busy_count),
+            (None, Some(error)) => format!("error: {}", clean(&error.message)),
+            (None, None) => String::new(),
+        };
+        target_header(out, target, &summary)?;
+        if let Some(inspection) = &target.inspection {
+            for thread in &inspection.threads {
+                thread_block(out, &mut sources, target, thread, StackWhen::Always)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn totals(report: &Report) -> (u64, u64) {
+    report
+        .targets
+        .iter()
+        .filter_map(|t| t.inspection.as_ref())
+        .fold((0, 0), |(idle, busy), i| {
+            (idle + i.stats.idle_count, busy + i.stats.busy_count)
+        })
+}
+
+fn information<W: Write>(out: &mut W, report: &Report, classic: bool) -> io::Result<()> {
+    let system = &report.system;
+    writeln!(out, "Information:")?;
+    writeln!(out, "\tTime {}", system.time)?;
+    writeln!(
+        out,
+        "\tSysload {}",
+        system.loadavg_raw.as_deref().unwrap_or("unknown")
+    )?;
+    match (classic, &system.meminfo_raw, &system.memory) {
+        (true, Some(raw), _) => writeln!(out, "\tMeminfo {}", raw.trim_end())?,
+        (false, _, Some(memory)) => writeln!(
+            out,
+            "\tMeminfo total {}, available {}",
+            bytes(memory.total_bytes),
+            bytes(memory.available_bytes)
+        )?,
+        _ => writeln!(out, "\tMeminfo unknown")?,
+    }
+    for target in &report.targets {
+        if let (Some(pid), Some(i)) = (target.pid, &target.inspection) {
+            writeln!(out, "\tProcess {}", process_line(pid, i))?;
+        }
+    }
+    Ok(())
+}
+
+fn process_line(pid: u32, i: &Inspection) -> String {
+    let p = &i.process;
+    let mut parts = vec![
+        format!("pid {pid}"),
+        format!("Python {}", clean(&i.python_version)),
+    ];
+    if let Some(rss) = p.rss_bytes {
+        parts.push(format!("RSS {}", bytes(rss)));
+    }
+    if let Some(cpu) = p.cpu_percent {
+        parts.push(format!("CPU {cpu:.1}%"));
+    }
+    if let Some(threads) = p.threads {
+        parts.push(format!("{threads} OS threads"));
+    }
+    if let Some(up) = p.uptime_seconds {
+        parts.push(format!("up {}", duration(up)));
+    }
+    parts.join(", ")
+}
+
+fn target_header<W: Write>(out: &mut W, target: &TargetReport, summary: &str) -> io::Result<()> {
+    let pid = match target.pid {
+        Some(p) if target.name != format!("pid {p}") => format!(" (pid {p})"),
+        _ => String::new(),
+    };
+    let name = clean(&target.name);
+    if summary.is_empty() {
+        writeln!(out, "Target {name}{pid}")?;
+    } else {
+        writeln!(out, "Target {name}{pid}: {summary}")?;
+    }
+    if let Some(i) = &target.inspection {
+        writeln!(
+            out,
+            "\tPython {}, profile {} ({}); {} workers, {} service threads",
+            clean(&i.python_version),
+            i.profile,
+            clean(&i.profile_reason),
+            i.stats.total_threads,
+            i.stats.service_count
+        )?;
+        for warning in &i.warnings {
+            writeln!(out, "\twarning: {}", clean(warning))?;
+        }
+    }
+    Ok(())
+}
+
+#[derive(PartialEq, Eq, Clone, Copy)]
+enum StackWhen {
+    Busy,
+    Always,
+}
+
+fn thread_block<W: Write>(
+    out: &mut W,
+    sources: &mut SourceCache,
+    target: &TargetReport,
+    thread: &ThreadReport,
+    when: StackWhen,
+) -> io::Result<()> {
+    let name = thread
+        .name
+        .as_deref()
+        .map(|n| format!(" \"{}\"", clean(n)))
+        .unwrap_or_default();
+    let tid = thread
+        .os_thread_id
+        .map(|t| format!(" tid {t}"))
+        .unwrap_or_default();
+    let role = match thread.role {
+        Role::Worker => "worker",
+        Role::Service => "service",
+    };
+    let state = match thread.state {
+        State::Busy => "busy",
+        State::Idle => "idle",
+    };
+    let mut flags = Vec::new();
+    match thread.cpu {
+        Some(Cpu::Running) => flags.push("on CPU"),
+        Some(Cpu::Waiting) => flags.push("waiting"),
+        None => {}
+    }
+    if thread.holds_gil {
+        flags.push("holds GIL");
+    }
+    if thread.is_main {
+        flags.push("main");
+    }
+    let flags = if flags.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", flags.join(", "))
+    };
+    writeln!(
+        out,
+        "Thread {}{name}{tid}: {role} {state}{flags}",
+        thread.thread_id
+    )?;
+    writeln!(out, "\t{}", clean(&thread.reason))?;
+    let show_stack = when == StackWhen::Always || thread.state == State::Busy;
+    if show_stack {
+        stack(out, sources, target.pid, thread)?;
+    }
+    Ok(())
+}
+
+fn classic_dump<W: Write>(
+    out: &mut W,
+    sources: &mut SourceCache,
+    target: &TargetReport,
+) -> io::Result<()> {
+    let Some(inspection) = &target.inspection else {
+        if let Some(error) = &target.error {
+            writeln!(out, "{}: {}", clean(&target.name), clean(&error.message))?;
+        }
+        return Ok(());
+    };
+    for thread in &inspection.threads {
+        writeln!(out, "Thread {}", thread.thread_id)?;
+        if thread.role == Role::Worker && thread.state == State::Idle {
+            writeln!(out, "not busy")?;
+        } else {
+            stack(out, sources, target.pid, thread)?;
+        }
+    }
+    Ok(())
+}
+
+/// Frames outermost first, as `traceback.print_stack` prints them.
+fn stack<W: Write>(
+    out: &mut W,
+    sources: &mut SourceCache,
+    pid: Option<u32>,
+    thread: &ThreadReport,
+) -> io::Result<()> {
+    if thread.frames.is_empty() {
+        return writeln!(out, "  (no Python frames)");
+    }
+    for frame in thread.frames.iter().rev() {
+        writeln!(
+            out,
+            "  File \"{}\", line {}, in {}",
+            clean(&frame.file),
+            frame.line,
+            clean(&frame.function)
+        )?;
+        if let Some(line) = pid.and_then(|pid| sources.line(pid, &frame.file, frame.line)) {
+            writeln!(out, "    {}", clean(&line))?;
+        }
+    }
+    Ok(())
+}
+
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+fn duration(seconds: f64) -> String {
+    let s = seconds.max(0.0) as u64;
+    match (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60) {
+        (0, 0, 0, sec) => format!("{sec}s"),
+        (0, 0, m, sec) => format!("{m}m{sec:02}s"),
+        (0, h, m, _) => format!("{h}h{m:02}m"),
+        (d, h, _, _) => format!("{d}d{h:02}h"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn human_units() {
+        assert_eq!(bytes(512), "512 B");
+        assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+        assert_eq!(duration(59.0), "59s");
+        assert_eq!(duration(3725.0), "1h02m");
+        assert_eq!(duration(90061.0), "1d01h");
+    }
+}

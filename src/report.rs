@@ -1,0 +1,270 @@
+//! The facts of one check: per target, every thread with its role, state,
+//! reason and stack, the worker counts, and the process and system figures.
+//!
+//! Every output (text, JSON) is rendered from this one model. It holds no
+//! judgement: thresholds and statuses are [`crate::policy`]'s business, so a
+//! metrics endpoint or a dump needs no thresholds.
+
+use serde::Serialize;
+
+use crate::classify::{Classification, Role, State};
+use crate::model::{Frame, ProcessFacts, SamplingFacts, Snapshot};
+use crate::policy::Counts;
+
+/// Version of the JSON document layout (docs/reference/json.md).
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Everything one `zhw check` or `zhw dump` found.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// Facts about the host.
+    pub system: SystemFacts,
+    /// One entry per target, in the order given.
+    pub targets: Vec<TargetReport>,
+}
+
+/// The host's figures, as the original's Information block showed them.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct SystemFacts {
+    /// Local time of the check, ISO 8601.
+    pub time: String,
+    /// 1, 5 and 15 minute load averages.
+    pub loadavg: Option<[f64; 3]>,
+    /// `/proc/loadavg` as read.
+    pub loadavg_raw: Option<String>,
+    /// Memory totals.
+    pub memory: Option<MemoryFacts>,
+    /// `/proc/meminfo` as read (the original printed it whole).
+    #[serde(skip)]
+    pub meminfo_raw: Option<String>,
+}
+
+/// Memory figures from /proc/meminfo.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct MemoryFacts {
+    /// MemTotal in bytes.
+    pub total_bytes: u64,
+    /// MemAvailable in bytes.
+    pub available_bytes: u64,
+}
+
+/// One target: what the user named, and either an inspection or why not.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetReport {
+    /// Display name: the pidfile's stem (`client1`) or `pid N`.
+    pub name: String,
+    /// The target as given on the command line.
+    pub target: String,
+    /// Host PID, once resolved.
+    pub pid: Option<u32>,
+    /// Present when the target could not be inspected.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<TargetError>,
+    /// Present when it could.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub inspection: Option<Inspection>,
+}
+
+/// Why a target could not be inspected.
+#[derive(Debug, Clone, Serialize)]
+pub struct TargetError {
+    /// Machine-readable kind (`no_such_process`, `permission_denied`, …).
+    pub kind: &'static str,
+    /// The whole explanation, including the fix where there is one.
+    pub message: String,
+    /// True when the process is simply not running (CRITICAL under `--exit-codes nagios`).
+    pub not_running: bool,
+}
+
+/// A successfully read target.
+#[derive(Debug, Clone, Serialize)]
+pub struct Inspection {
+    /// CPython version of the target.
+    pub python_version: String,
+    /// Server profile used to classify.
+    pub profile: &'static str,
+    /// Why that profile.
+    pub profile_reason: String,
+    /// Worker and thread counts.
+    pub stats: Stats,
+    /// OS figures for the process.
+    pub process: ProcessFacts,
+    /// How the stacks were read.
+    pub sampling: SamplingFacts,
+    /// Every Python thread.
+    pub threads: Vec<ThreadReport>,
+    /// Partial problems while reading.
+    pub warnings: Vec<String>,
+}
+
+/// Counts per target. `total_threads` counts worker threads only (as the
+/// original's Idle/Busy did), service threads are counted apart.
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct Stats {
+    /// Worker threads.
+    pub total_threads: u64,
+    /// Workers handling a request.
+    pub busy_count: u64,
+    /// Workers waiting for one.
+    pub idle_count: u64,
+    /// Threads that are not workers.
+    pub service_count: u64,
+}
+
+impl Stats {
+    /// The counts the status rules look at.
+    pub fn counts(&self) -> Counts {
+        Counts {
+            busy: self.busy_count,
+            idle: self.idle_count,
+        }
+    }
+}
+
+/// Whether the OS has a thread on a CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Cpu {
+    /// Runnable or running (`R`).
+    Running,
+    /// Sleeping, blocked, or stopped.
+    Waiting,
+}
+
+/// One Python thread, classified.
+#[derive(Debug, Clone, Serialize)]
+pub struct ThreadReport {
+    /// Python thread id.
+    pub thread_id: u64,
+    /// Kernel thread id, if known.
+    pub os_thread_id: Option<u32>,
+    /// Thread name, if Python knows one.
+    pub name: Option<String>,
+    /// Worker or service.
+    pub role: Role,
+    /// Busy or idle.
+    pub state: State,
+    /// Why.
+    pub reason: String,
+    /// OS scheduler view; `None` where unknown.
+    pub cpu: Option<Cpu>,
+    /// Held the GIL when sampled.
+    pub holds_gil: bool,
+    /// The process's main thread.
+    pub is_main: bool,
+    /// Two reads of the stack agreed.
+    pub stack_consistent: bool,
+    /// Frames, innermost first.
+    pub frames: Vec<Frame>,
+}
+
+impl TargetReport {
+    /// A target that was read and classified.
+    pub fn inspected(
+        name: String,
+        target: String,
+        snapshot: Snapshot,
+        classes: Classification,
+    ) -> Self {
+        let threads: Vec<ThreadReport> = snapshot
+            .threads
+            .into_iter()
+            .zip(classes.threads)
+            .map(|(thread, verdict)| ThreadReport {
+                thread_id: thread.thread_id,
+                os_thread_id: thread.os_thread_id,
+                name: thread.name,
+                role: verdict.role,
+                state: verdict.state,
+                reason: verdict.reason,
+                cpu: thread
+                    .on_cpu
+                    .map(|on| if on { Cpu::Running } else { Cpu::Waiting }),
+                holds_gil: thread.holds_gil,
+                is_main: thread.is_main,
+                stack_consistent: thread.stack_consistent,
+                frames: thread.frames,
+            })
+            .collect();
+        let workers = || threads.iter().filter(|t| t.role == Role::Worker);
+        let stats = Stats {
+            total_threads: workers().count() as u64,
+            busy_count: workers().filter(|t| t.state == State::Busy).count() as u64,
+            idle_count: workers().filter(|t| t.state == State::Idle).count() as u64,
+            service_count: threads.iter().filter(|t| t.role == Role::Service).count() as u64,
+        };
+        let mut warnings = snapshot.warnings;
+        if stats.total_threads == 0 {
+            warnings.push(format!(
+                "no worker threads found with profile {}; is this a threaded server?",
+                classes.profile.name
+            ));
+        }
+        TargetReport {
+            name,
+            target,
+            pid: Some(snapshot.pid),
+            error: None,
+            inspection: Some(Inspection {
+                python_version: snapshot.python_version,
+                profile: classes.profile.name,
+                profile_reason: classes.profile_reason,
+                stats,
+                process: snapshot.process,
+                sampling: snapshot.sampling,
+                threads,
+                warnings,
+            }),
+        }
+    }
+
+    /// A target that could not be inspected.
+    pub fn failed(name: String, target: String, pid: Option<u32>, error: TargetError) -> Self {
+        TargetReport {
+            name,
+            target,
+            pid,
+            error: Some(error),
+            inspection: None,
+        }
+    }
+}
+
+impl SystemFacts {
+    /// Read time, load and memory of this host now. Missing facts stay `None`.
+    pub fn read() -> SystemFacts {
+        let loadavg_raw = std::fs::read_to_string("/proc/loadavg")
+            .ok()
+            .map(|s| s.trim().to_string());
+        let loadavg = loadavg_raw.as_deref().and_then(|raw| {
+            let mut fields = raw.split_whitespace().map(|f| f.parse::<f64>().ok());
+            Some([fields.next()??, fields.next()??, fields.next()??])
+        });
+        let meminfo_raw = std::fs::read_to_string("/proc/meminfo").ok();
+        let kib = |key: &str| -> Option<u64> {
+            meminfo_raw
+                .as_deref()?
+                .lines()
+                .find_map(|line| line.strip_prefix(key))?
+                .split_whitespace()
+                .next()?
+                .parse::<u64>()
+                .ok()
+                .map(|v| v.saturating_mul(1024))
+        };
+        let memory = match (kib("MemTotal:"), kib("MemAvailable:")) {
+            (Some(total_bytes), Some(available_bytes)) => Some(MemoryFacts {
+                total_bytes,
+                available_bytes,
+            }),
+            _ => None,
+        };
+        SystemFacts {
+            time: chrono::Local::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, false),
+            loadavg,
+            loadavg_raw,
+            memory,
+            meminfo_raw,
+        }
+    }
+}

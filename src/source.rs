@@ -1,0 +1,65 @@
+//! Fetch the source line of a frame, traceback style, without becoming a
+//! file-reading oracle.
+//!
+//! File names come from target memory, and zhw often runs as root: a hostile
+//! target could name `/etc/shadow` as a code object's file. So a line is shown
+//! only from a regular `.py` file that the target could read anyway — owned by
+//! the target's uid or world-readable — and no larger than a bound. Files are
+//! looked up through `/proc/PID/root`, so containerised targets show their
+//! own sources.
+
+use std::collections::HashMap;
+use std::fs;
+use std::os::unix::fs::MetadataExt;
+
+/// Source files larger than this are not read.
+const MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024;
+/// Source lines are cut to this many characters.
+const MAX_LINE_CHARS: usize = 200;
+
+/// Per-report cache of source files, keyed by (pid, path).
+#[derive(Default)]
+pub struct SourceCache {
+    files: HashMap<(u32, String), Option<Vec<String>>>,
+}
+
+impl SourceCache {
+    /// The trimmed line `line` (1-based) of `file` as process `pid` sees it.
+    pub fn line(&mut self, pid: u32, file: &str, line: u32) -> Option<String> {
+        let lines = self
+            .files
+            .entry((pid, file.to_string()))
+            .or_insert_with(|| load(pid, file))
+            .as_ref()?;
+        let text = lines
+            .get(usize::try_from(line).ok()?.checked_sub(1)?)?
+            .trim();
+        if text.is_empty() {
+            return None;
+        }
+        Some(text.chars().take(MAX_LINE_CHARS).collect())
+    }
+}
+
+fn load(pid: u32, file: &str) -> Option<Vec<String>> {
+    if !file.starts_with('/') || !file.ends_with(".py") {
+        return None;
+    }
+    let target_uid = fs::metadata(format!("/proc/{pid}")).ok()?.uid();
+    let path = format!("/proc/{pid}/root{file}");
+    let meta = fs::metadata(&path).ok()?;
+    let world_readable = meta.mode() & 0o004 != 0;
+    if !meta.is_file()
+        || meta.len() > MAX_SOURCE_BYTES
+        || !(world_readable || meta.uid() == target_uid)
+    {
+        return None;
+    }
+    let bytes = fs::read(&path).ok()?;
+    Some(
+        String::from_utf8_lossy(&bytes)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+    )
+}

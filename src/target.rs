@@ -1,0 +1,204 @@
+//! Turn what the user named — a PID or a pidfile — into a live PID.
+//!
+//! Zope and buildout write `var/client1.pid`; naming the file instead of a
+//! number keeps an NRPE command valid across restarts. Pidfiles are read with
+//! a small bound and their contents never appear in an error message.
+
+use std::fs::File;
+use std::io::{ErrorKind, Read};
+use std::path::Path;
+
+use thiserror::Error;
+
+/// The most of a pidfile zhw reads; a PID is at most 10 digits plus whitespace.
+const PIDFILE_READ_LIMIT: u64 = 64;
+
+/// A target as named on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// A process id.
+    Pid(u32),
+    /// A file holding a process id.
+    Pidfile(String),
+}
+
+/// Why a target did not resolve to a live PID.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum TargetError {
+    /// The pidfile does not exist.
+    #[error("pidfile {path} not found (is the server running?)")]
+    PidfileMissing { path: String },
+    /// The pidfile exists but could not be read.
+    #[error("cannot read pidfile {path}: {reason}")]
+    PidfileUnreadable { path: String, reason: String },
+    /// The pidfile does not hold a PID.
+    #[error("pidfile {path} does not contain a process id")]
+    PidfileMalformed { path: String },
+    /// The pidfile names a process that is not running.
+    #[error("stale pidfile {path}: process {pid} is not running")]
+    Stale { path: String, pid: u32 },
+}
+
+impl TargetError {
+    /// Machine-readable kind for JSON.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TargetError::PidfileMissing { .. } => "pidfile_missing",
+            TargetError::PidfileUnreadable { .. } => "pidfile_unreadable",
+            TargetError::PidfileMalformed { .. } => "pidfile_malformed",
+            TargetError::Stale { .. } => "stale_pidfile",
+        }
+    }
+
+    /// A server that is down leaves a missing or stale pidfile.
+    pub fn is_not_running(&self) -> bool {
+        matches!(
+            self,
+            TargetError::PidfileMissing { .. } | TargetError::Stale { .. }
+        )
+    }
+}
+
+impl Target {
+    /// Parse a command-line word: all digits is a PID, anything else a pidfile path.
+    pub fn parse(word: &str) -> Target {
+        match word.parse::<u32>() {
+            Ok(pid) if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) => {
+                Target::Pid(pid)
+            }
+            _ => Target::Pidfile(word.to_string()),
+        }
+    }
+
+    /// The name shown in reports: `pid 1234`, or the pidfile's stem (`client1`).
+    pub fn display_name(&self) -> String {
+        match self {
+            Target::Pid(pid) => format!("pid {pid}"),
+            Target::Pidfile(path) => Path::new(path)
+                .file_stem()
+                .map(|stem| stem.to_string_lossy().into_owned())
+                .filter(|stem| !stem.is_empty())
+                .unwrap_or_else(|| path.clone()),
+        }
+    }
+
+    /// The target as the user wrote it.
+    pub fn as_given(&self) -> String {
+        match self {
+            Target::Pid(pid) => pid.to_string(),
+            Target::Pidfile(path) => path.clone(),
+        }
+    }
+
+    /// Resolve to a PID. A plain PID is returned as is (attach checks that it
+    /// runs); a pidfile's PID must be running, else the pidfile is stale.
+    pub fn resolve(&self) -> Result<u32, TargetError> {
+        match self {
+            Target::Pid(pid) => Ok(*pid),
+            Target::Pidfile(path) => {
+                let pid = read_pidfile(path)?;
+                if Path::new(&format!("/proc/{pid}")).exists() {
+                    Ok(pid)
+                } else {
+                    Err(TargetError::Stale {
+                        path: path.clone(),
+                        pid,
+                    })
+                }
+            }
+        }
+    }
+}
+
+fn read_pidfile(path: &str) -> Result<u32, TargetError> {
+    let file = File::open(path).map_err(|err| match err.kind() {
+        ErrorKind::NotFound => TargetError::PidfileMissing { path: path.into() },
+        _ => TargetError::PidfileUnreadable {
+            path: path.into(),
+            reason: io_reason(&err),
+        },
+    })?;
+    let mut text = String::new();
+    file.take(PIDFILE_READ_LIMIT)
+        .read_to_string(&mut text)
+        .map_err(|err| match err.kind() {
+            ErrorKind::InvalidData => TargetError::PidfileMalformed { path: path.into() },
+            _ => TargetError::PidfileUnreadable {
+                path: path.into(),
+                reason: io_reason(&err),
+            },
+        })?;
+    text.split_whitespace()
+        .next()
+        .and_then(|word| word.parse::<u32>().ok())
+        .filter(|pid| *pid > 0)
+        .ok_or_else(|| TargetError::PidfileMalformed { path: path.into() })
+}
+
+/// The OS's reason without anything read from the file.
+fn io_reason(err: &std::io::Error) -> String {
+    match err.kind() {
+        ErrorKind::PermissionDenied => "permission denied".into(),
+        ErrorKind::IsADirectory => "is a directory".into(),
+        _ => err.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn parse_words() {
+        assert_eq!(Target::parse("1234"), Target::Pid(1234));
+        assert_eq!(
+            Target::parse("var/client1.pid"),
+            Target::Pidfile("var/client1.pid".into())
+        );
+        assert_eq!(Target::parse("+12"), Target::Pidfile("+12".into()));
+        assert_eq!(
+            Target::parse("99999999999"),
+            Target::Pidfile("99999999999".into())
+        );
+        assert_eq!(Target::parse("var/client1.pid").display_name(), "client1");
+        assert_eq!(Target::parse("42").display_name(), "pid 42");
+    }
+
+    #[test]
+    fn pidfile_errors() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+
+        let missing = Target::Pidfile(path("nope.pid"));
+        assert!(matches!(
+            missing.resolve(),
+            Err(TargetError::PidfileMissing { .. })
+        ));
+
+        let garbage = path("garbage.pid");
+        File::create(&garbage)
+            .and_then(|mut f| f.write_all(b"secret-token\n"))
+            .expect("write");
+        let err = Target::Pidfile(garbage).resolve().expect_err("malformed");
+        assert!(matches!(err, TargetError::PidfileMalformed { .. }));
+        assert!(
+            !err.to_string().contains("secret"),
+            "content must not leak: {err}"
+        );
+
+        let stale = path("stale.pid");
+        File::create(&stale)
+            .and_then(|mut f| f.write_all(b"4194303\n"))
+            .expect("write");
+        let err = Target::Pidfile(stale).resolve().expect_err("stale");
+        assert!(err.to_string().starts_with("stale pidfile"), "{err}");
+        assert!(err.is_not_running());
+
+        let live = path("live.pid");
+        File::create(&live)
+            .and_then(|mut f| writeln!(f, "{}", std::process::id()))
+            .expect("write");
+        assert_eq!(Target::Pidfile(live).resolve(), Ok(std::process::id()));
+    }
+}

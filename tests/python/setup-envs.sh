@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# Build the Python virtual envs used by zhw's integration tests.
+#
+#   tests/python/setup-envs.sh
+#
+# Env root: ${ZHW_TEST_ENVS:-<repo>/target/test-envs}
+#   <root>/pyenv-<version>/   one per ~/.pyenv/versions/<version> interpreter, with waitress
+#   <root>/debian-3.11/       Debian's /usr/bin/python3.11, with waitress
+#   <root>/zserver-2.7/       pyenv 2.7.18 with the real ZServer 4.0.2 + Zope 4.8.11
+#                             (skipped when ZHW_SKIP_ZSERVER=1)
+# A finished env holds <env>/zhw-ready with two lines:
+#   1. absolute path of the env's python
+#   2. installed waitress version (ZServer version for zserver-2.7)
+#
+# Idempotent (an env with zhw-ready is left alone, an env without it is
+# rebuilt from scratch), safe to run concurrently (flock), non-interactive.
+# Exits non-zero if any env could not be built.
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+root=${ZHW_TEST_ENVS:-$repo/target/test-envs}
+mkdir -p "$root"
+root=$(cd "$root" && pwd)
+pyenv_root=${PYENV_ROOT:-${HOME:-/root}/.pyenv}
+
+export PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_INPUT=1 PIP_NO_WARN_SCRIPT_LOCATION=1
+export DEBIAN_FRONTEND=noninteractive
+
+VIRTUALENV_VERSION=20.21.1   # last line that can still create 2.7 / 3.6 envs
+ZSERVER_VERSION=4.0.2
+ZOPE_VERSION=4.8.11
+constraints=$here/zope-4.8-constraints.txt
+
+# label  interpreter
+interpreters=(
+  "pyenv-2.7.18 $pyenv_root/versions/2.7.18/bin/python"
+  "pyenv-3.6.15 $pyenv_root/versions/3.6.15/bin/python"
+  "pyenv-3.7.16 $pyenv_root/versions/3.7.16/bin/python"
+  "pyenv-3.8.18 $pyenv_root/versions/3.8.18/bin/python"
+  "pyenv-3.9.18 $pyenv_root/versions/3.9.18/bin/python"
+  "pyenv-3.10.13 $pyenv_root/versions/3.10.13/bin/python"
+  "pyenv-3.11.7 $pyenv_root/versions/3.11.7/bin/python"
+  "pyenv-3.12.1 $pyenv_root/versions/3.12.1/bin/python"
+  "pyenv-3.13.0 $pyenv_root/versions/3.13.0/bin/python"
+  "debian-3.11 /usr/bin/python3.11"
+)
+
+log() { echo "setup-envs: $*" >&2; }
+die() { echo "setup-envs: ERROR: $*" >&2; exit 1; }
+
+exec 9>"$root/.setup-envs.lock"
+flock 9
+
+failures=()
+
+# Prints the version of distribution $2 installed in python $1.
+dist_version() {
+  "$1" - "$2" <<'EOF'
+import sys
+try:
+    from importlib.metadata import version
+except ImportError:
+    from pkg_resources import get_distribution
+    def version(name):
+        return get_distribution(name).version
+print(version(sys.argv[1]))
+EOF
+}
+
+# Is env $1 complete? (zhw-ready present and its python still runs)
+env_ready() {
+  local ready=$1/zhw-ready py
+  [ -f "$ready" ] || return 1
+  py=$(sed -n 1p "$ready")
+  [ -n "$py" ] && [ -x "$py" ]
+}
+
+# Helper venv holding virtualenv, built from the first usable Python 3.7-3.11.
+virtualenv_bin=
+ensure_virtualenv() {
+  [ -n "$virtualenv_bin" ] && return 0
+  local tools=$root/.tools base cand
+  if [ -x "$tools/bin/virtualenv" ] && [ -f "$tools/zhw-ready" ]; then
+    virtualenv_bin=$tools/bin/virtualenv
+    return 0
+  fi
+  base=
+  for cand in "$pyenv_root/versions/3.11.7/bin/python" "$pyenv_root/versions/3.10.13/bin/python" \
+              "$pyenv_root/versions/3.9.18/bin/python" "$pyenv_root/versions/3.8.18/bin/python" \
+              /usr/bin/python3.11 "$pyenv_root/versions/3.7.16/bin/python" python3; do
+    if command -v "$cand" >/dev/null 2>&1 && "$cand" -c 'import sys, venv, ensurepip; sys.exit(not ((3, 7) <= sys.version_info[:2] <= (3, 11)))' 2>/dev/null; then
+      base=$cand; break
+    fi
+  done
+  [ -n "$base" ] || { log "no Python 3.7-3.11 with venv found to host virtualenv"; return 1; }
+  log "building helper venv $tools (virtualenv $VIRTUALENV_VERSION, from $base)"
+  rm -rf "$tools"
+  "$base" -m venv "$tools" || return 1
+  "$tools/bin/python" -m pip install -q "virtualenv==$VIRTUALENV_VERSION" || return 1
+  echo "$tools/bin/virtualenv" > "$tools/zhw-ready"
+  virtualenv_bin=$tools/bin/virtualenv
+}
+
+# make_virtualenv <interpreter> <dir> <pip-version|bundle>
+make_virtualenv() {
+  ensure_virtualenv || return 1
+  "$virtualenv_bin" -q --no-periodic-update --app-data "$root/.tools/app-data" \
+    -p "$1" --pip "$3" --setuptools bundle --wheel bundle "$2"
+}
+
+# Can Debian's python create a venv with pip? If not, try to install python3.X-venv.
+debian_venv_ok() {
+  local interp=$1 pkg
+  "$interp" -c 'import venv, ensurepip' 2>/dev/null && return 0
+  pkg=python$("$interp" -c 'import sys; print("%d.%d" % sys.version_info[:2])')-venv
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+    log "$interp lacks ensurepip/venv: installing Debian package $pkg"
+    { apt-get update -qq && apt-get install -y -qq "$pkg"; } >&2 || log "apt-get install $pkg failed"
+  fi
+  "$interp" -c 'import venv, ensurepip' 2>/dev/null
+}
+
+# create_env <label> <interpreter> <dir>
+create_env() {
+  local label=$1 interp=$2 dir=$3
+  case "$label" in
+    pyenv-2.7.*) make_virtualenv "$interp" "$dir" 20.3.4 ;;
+    pyenv-3.6.*) make_virtualenv "$interp" "$dir" bundle ;;   # pip 21.3.1
+    debian-*)
+      if debian_venv_ok "$interp" && "$interp" -m venv "$dir"; then
+        return 0
+      fi
+      log "$label: venv unusable, falling back to virtualenv"
+      rm -rf "$dir"
+      make_virtualenv "$interp" "$dir" bundle
+      ;;
+    *) "$interp" -m venv "$dir" ;;
+  esac
+}
+
+# build_waitress_env <label> <interpreter>
+build_waitress_env() {
+  local label=$1 interp=$2 dir=$root/$1 spec=waitress ver
+  if env_ready "$dir"; then
+    echo "ok    $label: $(sed -n 1p "$dir/zhw-ready") waitress $(sed -n 2p "$dir/zhw-ready") (cached)"
+    return 0
+  fi
+  log "$label: creating env from $interp"
+  rm -rf "$dir"
+  # pip resolves the newest waitress allowed by Requires-Python; 2.7 is pinned
+  # to the last release that supports it, to be explicit.
+  case "$label" in pyenv-2.7.*) spec=waitress==1.4.4 ;; esac
+  if ! create_env "$label" "$interp" "$dir"; then
+    log "$label: creating the virtual env failed"; return 1
+  fi
+  if ! "$dir/bin/python" -m pip install -q "$spec"; then
+    log "$label: pip install $spec failed"; return 1
+  fi
+  if ! ver=$(dist_version "$dir/bin/python" waitress) || [ -z "$ver" ] \
+     || ! "$dir/bin/python" -c 'import waitress' ; then
+    log "$label: waitress not importable after install"; return 1
+  fi
+  printf '%s\n%s\n' "$dir/bin/python" "$ver" > "$dir/zhw-ready.tmp"
+  mv "$dir/zhw-ready.tmp" "$dir/zhw-ready"
+  echo "built $label: $dir/bin/python waitress $ver"
+}
+
+build_zserver_env() {
+  local interp=$pyenv_root/versions/2.7.18/bin/python label=zserver-2.7 dir=$root/zserver-2.7 ver
+  if [ "${ZHW_SKIP_ZSERVER:-}" = 1 ]; then
+    log "SKIP $label: ZHW_SKIP_ZSERVER=1"; return 0
+  fi
+  if [ ! -x "$interp" ]; then
+    echo "SKIP $label: interpreter not found" >&2; return 0
+  fi
+  if env_ready "$dir"; then
+    echo "ok    $label: $(sed -n 1p "$dir/zhw-ready") ZServer $(sed -n 2p "$dir/zhw-ready") (cached)"
+    return 0
+  fi
+  [ -f "$constraints" ] || { log "$label: missing $constraints"; return 1; }
+  log "$label: creating env from $interp (ZServer $ZSERVER_VERSION + Zope $ZOPE_VERSION; takes a few minutes)"
+  rm -rf "$dir"
+  if ! make_virtualenv "$interp" "$dir" 20.3.4; then
+    log "$label: creating the virtual env failed"; return 1
+  fi
+  if ! "$dir/bin/python" -m pip install -q -c "$constraints" \
+        "Zope==$ZOPE_VERSION" "ZServer==$ZSERVER_VERSION"; then
+    log "$label: pip install Zope==$ZOPE_VERSION ZServer==$ZSERVER_VERSION failed"; return 1
+  fi
+  if ! "$dir/bin/python" -c '
+import zope.deferredimport, ZPublisher.WSGIPublisher
+from ZServer.PubCore.ZRendezvous import ZRendevous
+from ZServer.PubCore.ZServerPublisher import ZServerPublisher
+from ZServer.ZPublisher.Publish import publish_module
+'; then
+    log "$label: importing the ZServer modules failed"; return 1
+  fi
+  ver=$(dist_version "$dir/bin/python" ZServer) || return 1
+  printf '%s\n%s\n' "$dir/bin/python" "$ver" > "$dir/zhw-ready.tmp"
+  mv "$dir/zhw-ready.tmp" "$dir/zhw-ready"
+  echo "built $label: $dir/bin/python ZServer $ver"
+}
+
+for entry in "${interpreters[@]}"; do
+  label=${entry%% *}
+  interp=${entry#* }
+  if [ ! -x "$interp" ]; then
+    echo "SKIP $label: interpreter not found" >&2
+    continue
+  fi
+  if ! build_waitress_env "$label" "$interp"; then
+    echo "FAIL  $label: see messages above" >&2
+    failures+=("$label")
+  fi
+done
+
+if ! build_zserver_env; then
+  echo "FAIL  zserver-2.7: see messages above" >&2
+  failures+=(zserver-2.7)
+fi
+
+if [ ${#failures[@]} -gt 0 ]; then
+  die "failed to build: ${failures[*]}"
+fi

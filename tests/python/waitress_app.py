@@ -1,0 +1,79 @@
+# -*- coding: utf-8 -*-
+"""A waitress WSGI server whose workers can be parked in app code on demand.
+
+Usage: <env>/bin/python waitress_app.py --threads N
+
+Listens on 127.0.0.1, ephemeral port, then prints (flushed)
+    READY port=<port> pid=<pid>
+Endpoints:
+    /hold/sleep /hold/spin /hold/lock /hold/cond
+        print "HOLD <kind> <thread-name>" (thread name: waitress-<n>) and keep
+        the worker busy in holds.hold_<kind> until the process dies
+        (at most 300 s), then answer 200.
+    /ok   200 "ok" at once.
+    else  404.
+Exits on SIGTERM/SIGKILL, or by itself after 600 s. Python 2.7 and 3.6+.
+"""
+from __future__ import print_function
+
+import argparse
+import os
+import sys
+import threading
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+import holds  # noqa: E402
+
+import waitress  # noqa: E402
+from waitress import wasyncore  # noqa: E402
+
+
+def app(environ, start_response):
+    path = environ.get("PATH_INFO", "")
+    if path == "/ok":
+        body = b"ok"
+        status = "200 OK"
+    elif path.startswith("/hold/") and path[len("/hold/"):] in holds.HOLDS:
+        hold = holds.HOLDS[path[len("/hold/"):]]
+        hold(threading.current_thread().name)
+        body = b"released\n"
+        status = "200 OK"
+    else:
+        body = b"not found\n"
+        status = "404 Not Found"
+    start_response(status, [("Content-Type", "text/plain"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
+class _ReapingAsyncore(object):
+    """Python 2 only: waitress's own loop, one poll at a time, calling
+    holds.reap() in between so py2 lock/cond holds honour the 300 s cap."""
+
+    def loop(self, timeout=1.0, use_poll=False, map=None, count=None):
+        while map:
+            wasyncore.loop(timeout=min(timeout, 1.0), use_poll=use_poll,
+                           map=map, count=1)
+            holds.reap()
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=4)
+    parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+
+    holds.install_safety_net()
+    holds.hold_main_lock()
+
+    server = waitress.create_server(app, host="127.0.0.1", port=args.port,
+                                    threads=args.threads)
+    if holds.PY2:
+        server.asyncore = _ReapingAsyncore()
+    holds.emit("READY port=%d pid=%d" % (server.effective_port, os.getpid()))
+    server.run()
+
+
+if __name__ == "__main__":
+    main()
