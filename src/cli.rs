@@ -58,6 +58,9 @@ pub struct ReadArgs {
     /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
     #[arg(long, hide = true)]
     pub replay: bool,
+    /// Test hook: wait this long before attaching (to exercise the timeout path).
+    #[arg(long, hide = true, default_value_t = 0, value_name = "MS")]
+    pub inject_delay_ms: u64,
 }
 
 /// Output formats.
@@ -206,6 +209,7 @@ fn inspect_options(read: &ReadArgs) -> InspectOptions {
         },
         timeout: Duration::from_secs_f64(read.timeout),
         profile: read.profile,
+        inject_delay: Duration::from_millis(read.inject_delay_ms),
     }
 }
 

@@ -70,6 +70,7 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
             sample: Default::default(),
             timeout: Duration::from_secs(10),
             profile: None,
+            inject_delay: Duration::ZERO,
         },
     );
     let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);

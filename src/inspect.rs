@@ -35,6 +35,8 @@ pub struct InspectOptions {
     pub timeout: Duration,
     /// Profile forced with `--profile`.
     pub profile: Option<&'static Profile>,
+    /// Test hook (hidden `--inject-delay-ms`): pause before attaching.
+    pub inject_delay: Duration,
 }
 
 /// Inspect every source and gather the facts.
@@ -106,6 +108,7 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
                     return failure_for(source, None, err.kind(), err.to_string(), not_running);
                 }
             };
+            std::thread::sleep(options.inject_delay);
             match Sampler::attach(pid, options.sample).and_then(|mut sampler| sampler.sample()) {
                 Ok(snapshot) => snapshot,
                 Err(err) => {
@@ -125,7 +128,10 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
         },
     };
     let classes = classify::classify(&snapshot, options.profile);
-    TargetReport::inspected(source_name(source), source_given(source), snapshot, classes)
+    let mut report =
+        TargetReport::inspected(source_name(source), source_given(source), snapshot, classes);
+    report.live = matches!(source, Source::Live(_));
+    report
 }
 
 /// Read a recorded snapshot (`zhw record`) from a JSON file.

@@ -63,6 +63,9 @@ pub struct TargetReport {
     /// Present when it could.
     #[serde(flatten, skip_serializing_if = "Option::is_none")]
     pub inspection: Option<Inspection>,
+    /// Read from a live process (so its source files may be shown), not a recording.
+    #[serde(skip)]
+    pub live: bool,
 }
 
 /// Why a target could not be inspected.
@@ -205,6 +208,7 @@ impl TargetReport {
             target,
             pid: Some(snapshot.pid),
             error: None,
+            live: false,
             inspection: Some(Inspection {
                 python_version: snapshot.python_version,
                 profile: classes.profile.name,
@@ -226,6 +230,7 @@ impl TargetReport {
             pid,
             error: Some(error),
             inspection: None,
+            live: false,
         }
     }
 }

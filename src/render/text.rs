@@ -253,7 +253,7 @@ fn thread_block<W: Write>(
     writeln!(out, "\t{}", clean(&thread.reason))?;
     let show_stack = when == StackWhen::Always || thread.state == State::Busy;
     if show_stack {
-        stack(out, sources, target.pid, thread)?;
+        stack(out, sources, target.pid.filter(|_| target.live), thread)?;
     }
     Ok(())
 }
@@ -274,7 +274,7 @@ fn classic_dump<W: Write>(
         if thread.role == Role::Worker && thread.state == State::Idle {
             writeln!(out, "not busy")?;
         } else {
-            stack(out, sources, target.pid, thread)?;
+            stack(out, sources, target.pid.filter(|_| target.live), thread)?;
         }
     }
     Ok(())

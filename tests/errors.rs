@@ -1,0 +1,263 @@
+//! Every way a target can be uninspectable gives a clear status line and the
+//! documented exit code — never a panic (Rust's panic exit code is 101).
+
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+
+use crate::support::{interpreter_path, record, run_command, zhw, zhw_binary};
+
+/// A PID that is not running: above any pid_max this kernel allows.
+const ABSENT_PID: &str = "4194304";
+
+struct Reaped(std::process::Child);
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn any_python() -> std::path::PathBuf {
+    ["pyenv-3.12.1", "pyenv-3.11.7", "debian-3.11"]
+        .iter()
+        .map(|label| interpreter_path(label))
+        .find(|p| p.exists())
+        .unwrap_or_else(|| "python3".into())
+}
+
+/// A Python process that prints READY and then sleeps.
+fn sleeping_python() -> Reaped {
+    let mut child = Command::new(any_python())
+        .args([
+            "-u",
+            "-c",
+            "import time,sys; print('READY'); sys.stdout.flush(); time.sleep(120)",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("start python");
+    let mut line = String::new();
+    let stdout = child.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
+    Reaped(child)
+}
+
+#[test]
+fn no_such_process() {
+    let run = zhw(&["check", ABSENT_PID]);
+    assert_eq!(
+        run.first_line(),
+        format!("FAILURE - no such process: pid {ABSENT_PID} is not running")
+    );
+    assert_eq!(run.code, 2);
+    let nagios = zhw(&["check", "--exit-codes", "nagios", ABSENT_PID]);
+    assert_eq!(
+        nagios.first_line(),
+        format!("CRITICAL - no such process: pid {ABSENT_PID} is not running")
+    );
+    assert_eq!(nagios.code, 2);
+    let dump = zhw(&["dump", ABSENT_PID]);
+    assert_eq!(dump.code, 2);
+    assert!(dump.stdout.contains("is not running"), "{}", dump.stdout);
+}
+
+#[test]
+fn pidfile_problems() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
+
+    let missing = path("client1.pid");
+    let run = zhw(&["check", &missing]);
+    assert_eq!(
+        run.first_line(),
+        format!("FAILURE - pidfile {missing} not found (is the server running?)")
+    );
+    assert_eq!(run.code, 2);
+    assert_eq!(
+        zhw(&["check", "--exit-codes", "nagios", &missing]).code,
+        2,
+        "missing = not running = CRITICAL"
+    );
+
+    let stale = path("client2.pid");
+    std::fs::write(&stale, format!("{ABSENT_PID}\n")).expect("write");
+    let run = zhw(&["check", &stale]);
+    assert_eq!(
+        run.first_line(),
+        format!("FAILURE - stale pidfile {stale}: process {ABSENT_PID} is not running")
+    );
+    assert_eq!(run.code, 2);
+
+    let garbage = path("client3.pid");
+    std::fs::write(&garbage, "password=hunter2\n").expect("write");
+    let run = zhw(&["check", "--exit-codes", "nagios", &garbage]);
+    assert_eq!(
+        run.first_line(),
+        format!("UNKNOWN - pidfile {garbage} does not contain a process id")
+    );
+    assert_eq!(run.code, 3);
+    assert!(
+        !run.stdout.contains("hunter2"),
+        "pidfile contents must never be printed"
+    );
+
+    let dir_as_file = dir.path().to_string_lossy().into_owned();
+    let run = zhw(&["check", &dir_as_file]);
+    assert!(
+        run.first_line()
+            .starts_with("FAILURE - cannot read pidfile"),
+        "{}",
+        run.stdout
+    );
+}
+
+#[test]
+fn not_a_python_process() {
+    let child = Reaped(Command::new("sleep").arg("120").spawn().expect("sleep"));
+    let pid = child.0.id().to_string();
+    let run = zhw(&["check", &pid]);
+    assert_eq!(
+        run.first_line(),
+        format!(
+            "FAILURE - pid {pid} is not a Python process (no python binary or libpython is mapped)"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(run.code, 2);
+    let nagios = zhw(&["check", "--exit-codes", "nagios", &pid]);
+    assert!(
+        nagios.first_line().starts_with("UNKNOWN - "),
+        "{}",
+        nagios.stdout
+    );
+    assert_eq!(nagios.code, 3);
+}
+
+#[test]
+fn timeout_answers_on_time() {
+    let target = sleeping_python();
+    let pid = target.0.id().to_string();
+    let run = zhw(&["check", "-t", "0.5", "--inject-delay-ms", "30000", &pid]);
+    assert_eq!(
+        run.first_line(),
+        format!("FAILURE - timed out after 0.5s inspecting pid {pid}")
+    );
+    assert_eq!(run.code, 2);
+    let nagios = zhw(&[
+        "check",
+        "-t",
+        "0.5",
+        "--exit-codes",
+        "nagios",
+        "--inject-delay-ms",
+        "30000",
+        &pid,
+    ]);
+    assert_eq!(nagios.code, 3, "a timeout is UNKNOWN");
+}
+
+#[test]
+fn usage_errors_are_not_panics() {
+    for (args, code) in [
+        (vec!["check"], 2),
+        (vec!["check", "-t", "0", "1"], 2),
+        (vec!["check", "-w", "many", "1"], 2),
+        (vec!["check", "--exit-codes", "nagios", "-w", "-3", "1"], 3),
+        (vec!["check", "--profile", "nosuch", "1"], 2),
+        (vec!["frobnicate"], 2),
+    ] {
+        let run = zhw(&args);
+        assert_eq!(run.code, code, "zhw {args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("error:"),
+            "zhw {args:?}: {}",
+            run.stderr
+        );
+    }
+    assert_eq!(zhw(&["--version"]).code, 0);
+    assert_eq!(zhw(&["check", "--help"]).code, 0);
+}
+
+#[test]
+fn target_exiting_while_read_is_reported_not_panicked() {
+    // A process that exits after a short while, checked in a loop until it is
+    // gone: every outcome is a clean status, whatever moment the exit hits.
+    let mut child = Command::new(any_python())
+        .args(["-c", "import threading,time\nfor i in range(8): threading.Thread(target=time.sleep, args=(0.4,)).start()\ntime.sleep(0.4)"])
+        .spawn()
+        .expect("start python");
+    let pid = child.id().to_string();
+    let mut seen = Vec::new();
+    for _ in 0..400 {
+        let run = zhw(&["check", &pid]);
+        assert!(
+            matches!(run.code, 0..=3),
+            "zhw crashed ({}): {}{}",
+            run.code,
+            run.stdout,
+            run.stderr
+        );
+        assert!(!run.stderr.contains("panicked"), "{}", run.stderr);
+        seen.push(run.first_line().to_string());
+        if run.first_line().contains("not running") {
+            break;
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    let run = zhw(&["check", &pid]);
+    assert_eq!(run.code, 2, "{}", run.stdout);
+    for line in &seen {
+        let clean = line.starts_with("OK - ")
+            || line.starts_with("WARNING - ")
+            || line.starts_with("CRITICAL - ")
+            || line.starts_with("FAILURE - ");
+        assert!(clean, "unexpected status line {line:?}");
+    }
+}
+
+/// Run zhw as an unprivileged user against a root-owned Python (root only).
+#[test]
+fn permission_denied_names_the_fix() {
+    if !nix_is_root() {
+        record("SKIP permission_denied_names_the_fix: needs root to start a root-owned target");
+        return;
+    }
+    let target = sleeping_python();
+    let pid = target.0.id().to_string();
+    // A copy of the binary that user nobody can execute, wherever the repo lives.
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    let copy = dir.path().join("zhw");
+    std::fs::copy(zhw_binary(), &copy).expect("copy binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let run = run_command(
+        Command::new(&copy)
+            .args(["check", &pid])
+            .uid(65534)
+            .gid(65534),
+    );
+    let expected = format!(
+        "FAILURE - permission denied reading pid {pid}: the process belongs to uid 0 and zhw runs as uid 65534 without CAP_SYS_PTRACE; run zhw as root (sudo), or grant the capability with `setcap cap_sys_ptrace+ep /path/to/zhw` (in a container: --cap-add SYS_PTRACE)"
+    );
+    assert_eq!(run.first_line(), expected, "{}", run.stderr);
+    assert_eq!(run.code, 2);
+    assert!(
+        !run.stdout.contains("Thread "),
+        "no stacks on a refused target"
+    );
+}
+
+fn nix_is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}

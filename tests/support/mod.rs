@@ -1,0 +1,243 @@
+//! Shared test machinery: the Python environments, server processes that are
+//! always reaped, and running the zhw binary.
+
+#![allow(dead_code)]
+
+use std::fs::OpenOptions;
+use std::io::{BufRead, BufReader, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::OnceLock;
+use std::sync::mpsc::{self, Receiver};
+use std::time::Duration;
+
+/// How long a server may take to answer a handshake line.
+const HANDSHAKE: Duration = Duration::from_secs(60);
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The interpreters zhw is tested on: pyenv's and Debian's.
+pub fn interpreter_path(label: &str) -> PathBuf {
+    if let Some(version) = label.strip_prefix("pyenv-") {
+        let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| {
+            format!(
+                "{}/.pyenv",
+                std::env::var("HOME").unwrap_or_else(|_| "/root".into())
+            )
+        });
+        PathBuf::from(root)
+            .join("versions")
+            .join(version)
+            .join("bin/python")
+    } else {
+        PathBuf::from("/usr/bin/python3.11")
+    }
+}
+
+pub fn envs_root() -> PathBuf {
+    std::env::var_os("ZHW_TEST_ENVS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo().join("target/test-envs"))
+}
+
+/// Run tests/python/setup-envs.sh once per test run (idempotent, locked).
+fn ensure_envs() {
+    static DONE: OnceLock<Result<(), String>> = OnceLock::new();
+    let result = DONE.get_or_init(|| {
+        let status = Command::new("bash")
+            .arg(repo().join("tests/python/setup-envs.sh"))
+            .env("ZHW_TEST_ENVS", envs_root())
+            .stdin(Stdio::null())
+            .status()
+            .map_err(|e| format!("cannot run setup-envs.sh: {e}"))?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("tests/python/setup-envs.sh failed: {status}"))
+        }
+    });
+    if let Err(message) = result {
+        panic!("{message}");
+    }
+}
+
+/// A virtual env prepared by setup-envs.sh.
+pub struct PyEnv {
+    pub label: String,
+    pub python: PathBuf,
+    pub package_version: String,
+}
+
+/// The env for `label`, or `None` (with a loud SKIP) when the machine lacks the interpreter.
+/// An interpreter that exists but whose env is missing is a test failure.
+pub fn env_for(label: &str, env_dir: &str, what: &str) -> Option<PyEnv> {
+    let interpreter = interpreter_path(label);
+    if !interpreter.exists() {
+        record(&format!(
+            "SKIP {what} on {label}: interpreter {} not found",
+            interpreter.display()
+        ));
+        return None;
+    }
+    ensure_envs();
+    let ready = envs_root().join(env_dir).join("zhw-ready");
+    let text = std::fs::read_to_string(&ready).unwrap_or_else(|e| {
+        panic!(
+            "{label} exists but {} is missing ({e}): setup-envs.sh did not build it",
+            ready.display()
+        )
+    });
+    let mut lines = text.lines();
+    let python = PathBuf::from(lines.next().expect("zhw-ready names the python"));
+    let package_version = lines.next().unwrap_or("?").to_string();
+    Some(PyEnv {
+        label: label.to_string(),
+        python,
+        package_version,
+    })
+}
+
+/// Note which interpreter a test exercised (or skipped) on stderr and in
+/// target/zhw-interpreters.log, which scripts/test prints at the end.
+pub fn record(line: &str) {
+    eprintln!("{line}");
+    let log = repo().join("target/zhw-interpreters.log");
+    if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(log) {
+        let _ = writeln!(file, "{line}");
+    }
+}
+
+/// A Python process started by a test; killed and reaped on drop, even when
+/// an assertion fails.
+pub struct Server {
+    child: Child,
+    lines: Receiver<String>,
+    stdin: Option<ChildStdin>,
+    held: Vec<TcpStream>,
+    pub pid: u32,
+    pub port: Option<u16>,
+}
+
+impl Server {
+    /// Start `python script args...` and wait for its `READY` line.
+    pub fn start(python: &Path, script: &Path, args: &[&str]) -> Server {
+        let mut child = Command::new(python)
+            .arg("-u")
+            .arg(script)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+        let stdout = child.stdout.take().expect("piped stdout");
+        let stdin = child.stdin.take();
+        let (sender, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if sender.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let pid = child.id();
+        let mut server = Server {
+            child,
+            lines,
+            stdin,
+            held: Vec::new(),
+            pid,
+            port: None,
+        };
+        let ready = server.wait_line("READY");
+        server.port = ready
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix("port="))
+            .and_then(|p| p.parse().ok());
+        server
+    }
+
+    /// Wait for the next stdout line starting with `prefix`.
+    pub fn wait_line(&mut self, prefix: &str) -> String {
+        loop {
+            match self.lines.recv_timeout(HANDSHAKE) {
+                Ok(line) if line.starts_with(prefix) => return line,
+                Ok(_) => continue,
+                Err(_) => panic!(
+                    "pid {} did not print {prefix:?} within {HANDSHAKE:?}",
+                    self.pid
+                ),
+            }
+        }
+    }
+
+    /// Send an HTTP request that a worker will hold, and wait until it does.
+    pub fn hold_http(&mut self, kind: &str) {
+        let port = self.port.expect("server printed a port");
+        let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
+        write!(
+            stream,
+            "GET /hold/{kind}?user=alice HTTP/1.0\r\nHost: test\r\n\r\n"
+        )
+        .expect("send");
+        self.held.push(stream);
+        self.wait_line(&format!("HOLD {kind}"));
+    }
+
+    /// Write a command line to the server's stdin.
+    pub fn command(&mut self, line: &str) {
+        let stdin = self.stdin.as_mut().expect("stdin");
+        writeln!(stdin, "{line}").expect("write command");
+        stdin.flush().expect("flush");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// What one zhw run printed and returned.
+#[derive(Debug)]
+pub struct Run {
+    pub stdout: String,
+    pub stderr: String,
+    pub code: i32,
+}
+
+impl Run {
+    pub fn first_line(&self) -> &str {
+        self.stdout.lines().next().unwrap_or("")
+    }
+    pub fn line(&self, n: usize) -> &str {
+        self.stdout.lines().nth(n).unwrap_or("")
+    }
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("bad JSON ({e}): {}", self.stdout))
+    }
+}
+
+pub fn zhw_binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_zhw"))
+}
+
+/// Run the zhw binary with `args`.
+pub fn zhw(args: &[&str]) -> Run {
+    run_command(Command::new(zhw_binary()).args(args))
+}
+
+pub fn run_command(command: &mut Command) -> Run {
+    let output = command.stdin(Stdio::null()).output().expect("run zhw");
+    Run {
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        code: output.status.code().unwrap_or(-1),
+    }
+}

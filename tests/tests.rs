@@ -1,0 +1,11 @@
+//! zhw's integration tests, one binary (link once): live checks against real
+//! Python servers on every interpreter present, error statuses, and
+//! deterministic CLI tests on recorded snapshots.
+
+mod support;
+
+mod cli_replay;
+mod demo;
+mod errors;
+mod live_waitress;
+mod live_zserver;
