@@ -106,7 +106,8 @@ pub fn record(line: &str) {
     eprintln!("{line}");
     let log = repo().join("target/zhw-interpreters.log");
     if let Ok(mut file) = OpenOptions::new().create(true).append(true).open(log) {
-        let _ = writeln!(file, "{line}");
+        // One write per line: tests run in parallel and append to one file.
+        let _ = file.write_all(format!("{line}\n").as_bytes());
     }
 }
 
