@@ -28,19 +28,21 @@ fn any_python() -> std::path::PathBuf {
 
 /// A Python process that prints READY and then sleeps.
 fn sleeping_python() -> Reaped {
-    let mut child = Command::new(any_python())
-        .args([
-            "-u",
-            "-c",
-            "import time,sys; print('READY'); sys.stdout.flush(); time.sleep(120)",
-        ])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("start python");
+    let mut child = Reaped(
+        Command::new(any_python())
+            .args([
+                "-u",
+                "-c",
+                "import time,sys; print('READY'); sys.stdout.flush(); time.sleep(120)",
+            ])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python"),
+    );
     let mut line = String::new();
-    let stdout = child.stdout.take().expect("stdout");
+    let stdout = child.0.stdout.take().expect("stdout");
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
-    Reaped(child)
+    child
 }
 
 #[test]
@@ -184,11 +186,13 @@ fn usage_errors_are_not_panics() {
 fn target_exiting_while_read_is_reported_not_panicked() {
     // A process that exits after a short while, checked in a loop until it is
     // gone: every outcome is a clean status, whatever moment the exit hits.
-    let mut child = Command::new(any_python())
-        .args(["-c", "import threading,time\nfor i in range(8): threading.Thread(target=time.sleep, args=(0.4,)).start()\ntime.sleep(0.4)"])
-        .spawn()
-        .expect("start python");
-    let pid = child.id().to_string();
+    let child = Reaped(
+        Command::new(any_python())
+            .args(["-c", "import threading,time\nfor i in range(8): threading.Thread(target=time.sleep, args=(0.4,)).start()\ntime.sleep(0.4)"])
+            .spawn()
+            .expect("start python"),
+    );
+    let pid = child.0.id().to_string();
     let mut seen = Vec::new();
     for _ in 0..400 {
         let run = zhw(&["check", &pid]);
@@ -205,8 +209,7 @@ fn target_exiting_while_read_is_reported_not_panicked() {
             break;
         }
     }
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child); // killed and reaped
     let run = zhw(&["check", &pid]);
     assert_eq!(run.code, 2, "{}", run.stdout);
     for line in &seen {

@@ -68,12 +68,26 @@ print(version(sys.argv[1]))
 EOF
 }
 
-# Is env $1 complete? (zhw-ready present and its python still runs)
+# Is env $1 complete and built from spec $2? (zhw-ready present, its python
+# still runs, and <env>/zhw-spec, when present, records the same requirements;
+# an env whose spec changed is rebuilt)
 env_ready() {
   local ready=$1/zhw-ready py
   [ -f "$ready" ] || return 1
   py=$(sed -n 1p "$ready")
-  [ -n "$py" ] && [ -x "$py" ]
+  [ -n "$py" ] && [ -x "$py" ] || return 1
+  if [ -f "$1/zhw-spec" ]; then
+    [ "$(cat "$1/zhw-spec")" = "$2" ]
+  else
+    printf '%s\n' "$2" > "$1/zhw-spec"   # env from before spec stamps
+  fi
+}
+
+# Mark env $1 (python $2, version $3, spec $4) ready.
+mark_ready() {
+  printf '%s\n' "$4" > "$1/zhw-spec"
+  printf '%s\n%s\n' "$2" "$3" > "$1/zhw-ready.tmp"
+  mv "$1/zhw-ready.tmp" "$1/zhw-ready"
 }
 
 # Helper venv holding virtualenv, built from the first usable Python 3.7-3.11.
@@ -142,15 +156,15 @@ create_env() {
 # build_waitress_env <label> <interpreter>
 build_waitress_env() {
   local label=$1 interp=$2 dir=$root/$1 spec=waitress ver
-  if env_ready "$dir"; then
+  # pip resolves the newest waitress allowed by Requires-Python; 2.7 is pinned
+  # to the last release that supports it, to be explicit.
+  case "$label" in pyenv-2.7.*) spec=waitress==1.4.4 ;; esac
+  if env_ready "$dir" "$spec"; then
     echo "ok    $label: $(sed -n 1p "$dir/zhw-ready") waitress $(sed -n 2p "$dir/zhw-ready") (cached)"
     return 0
   fi
   log "$label: creating env from $interp"
   rm -rf "$dir"
-  # pip resolves the newest waitress allowed by Requires-Python; 2.7 is pinned
-  # to the last release that supports it, to be explicit.
-  case "$label" in pyenv-2.7.*) spec=waitress==1.4.4 ;; esac
   if ! create_env "$label" "$interp" "$dir"; then
     log "$label: creating the virtual env failed"; return 1
   fi
@@ -161,24 +175,24 @@ build_waitress_env() {
      || ! "$dir/bin/python" -c 'import waitress' ; then
     log "$label: waitress not importable after install"; return 1
   fi
-  printf '%s\n%s\n' "$dir/bin/python" "$ver" > "$dir/zhw-ready.tmp"
-  mv "$dir/zhw-ready.tmp" "$dir/zhw-ready"
+  mark_ready "$dir" "$dir/bin/python" "$ver" "$spec"
   echo "built $label: $dir/bin/python waitress $ver"
 }
 
 build_zserver_env() {
-  local interp=$pyenv_root/versions/2.7.18/bin/python label=zserver-2.7 dir=$root/zserver-2.7 ver
+  local interp=$pyenv_root/versions/2.7.18/bin/python label=zserver-2.7 dir=$root/zserver-2.7 ver spec
   if [ "${ZHW_SKIP_ZSERVER:-}" = 1 ]; then
     log "SKIP $label: ZHW_SKIP_ZSERVER=1"; return 0
   fi
   if [ ! -x "$interp" ]; then
     echo "SKIP $label: interpreter not found" >&2; return 0
   fi
-  if env_ready "$dir"; then
+  [ -f "$constraints" ] || { log "$label: missing $constraints"; return 1; }
+  spec="Zope==$ZOPE_VERSION ZServer==$ZSERVER_VERSION constraints:$(cksum < "$constraints" | cut -d' ' -f1)"
+  if env_ready "$dir" "$spec"; then
     echo "ok    $label: $(sed -n 1p "$dir/zhw-ready") ZServer $(sed -n 2p "$dir/zhw-ready") (cached)"
     return 0
   fi
-  [ -f "$constraints" ] || { log "$label: missing $constraints"; return 1; }
   log "$label: creating env from $interp (ZServer $ZSERVER_VERSION + Zope $ZOPE_VERSION; takes a few minutes)"
   rm -rf "$dir"
   if ! make_virtualenv "$interp" "$dir" 20.3.4; then
@@ -197,8 +211,7 @@ from ZServer.ZPublisher.Publish import publish_module
     log "$label: importing the ZServer modules failed"; return 1
   fi
   ver=$(dist_version "$dir/bin/python" ZServer) || return 1
-  printf '%s\n%s\n' "$dir/bin/python" "$ver" > "$dir/zhw-ready.tmp"
-  mv "$dir/zhw-ready.tmp" "$dir/zhw-ready"
+  mark_ready "$dir" "$dir/bin/python" "$ver" "$spec"
   echo "built $label: $dir/bin/python ZServer $ver"
 }
 

@@ -21,6 +21,7 @@ import os
 import sys
 import threading
 
+sys.dont_write_bytecode = True  # keep tests/python free of .pyc files
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import holds  # noqa: E402
@@ -71,7 +72,7 @@ def main():
                                     threads=args.threads)
     if holds.PY2:
         server.asyncore = _ReapingAsyncore()
-    holds.emit("READY port=%d pid=%d" % (server.effective_port, os.getpid()))
+    holds.emit("READY port=%d pid=%d" % (int(server.effective_port), os.getpid()))
     server.run()
 
 
