@@ -5,8 +5,8 @@
 //! target could name `/etc/shadow` as a code object's file. So a line is shown
 //! only from a regular `.py` file that the target could read anyway — owned by
 //! the target's uid or world-readable — and no larger than a bound. Files are
-//! looked up through `/proc/PID/root`, so containerised targets show their
-//! own sources.
+//! looked up through `/proc/PID/root` (relative names through `/proc/PID/cwd`),
+//! so containerised targets show their own sources.
 
 use std::collections::HashMap;
 use std::fs;
@@ -42,11 +42,17 @@ impl SourceCache {
 }
 
 fn load(pid: u32, file: &str) -> Option<Vec<String>> {
-    if !file.starts_with('/') || !file.ends_with(".py") {
+    if !file.ends_with(".py") || file.starts_with('<') {
         return None;
     }
     let target_uid = fs::metadata(format!("/proc/{pid}")).ok()?.uid();
-    let path = format!("/proc/{pid}/root{file}");
+    // A relative name (a script started as `python app.py`) is relative to
+    // the target's working directory, seen through /proc like the root.
+    let path = if file.starts_with('/') {
+        format!("/proc/{pid}/root{file}")
+    } else {
+        format!("/proc/{pid}/cwd/{file}")
+    };
     let meta = fs::metadata(&path).ok()?;
     let world_readable = meta.mode() & 0o004 != 0;
     if !meta.is_file()

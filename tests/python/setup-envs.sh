@@ -7,7 +7,7 @@
 #   <root>/pyenv-<version>/   one per ~/.pyenv/versions/<version> interpreter, with waitress
 #   <root>/debian-3.11/       Debian's /usr/bin/python3.11, with waitress
 #   <root>/zserver-2.7/       pyenv 2.7.18 with the real ZServer 4.0.2 + Zope 4.8.11
-#                             (skipped when ZHW_SKIP_ZSERVER=1)
+#                             (skipped when ZHW_SKIP_ZSERVER is set, e.g. =1)
 # A finished env holds <env>/zhw-ready with two lines:
 #   1. absolute path of the env's python
 #   2. installed waitress version (ZServer version for zserver-2.7)
@@ -181,8 +181,8 @@ build_waitress_env() {
 
 build_zserver_env() {
   local interp=$pyenv_root/versions/2.7.18/bin/python label=zserver-2.7 dir=$root/zserver-2.7 ver spec
-  if [ "${ZHW_SKIP_ZSERVER:-}" = 1 ]; then
-    log "SKIP $label: ZHW_SKIP_ZSERVER=1"; return 0
+  if [ -n "${ZHW_SKIP_ZSERVER:-}" ] && [ "$ZHW_SKIP_ZSERVER" != 0 ]; then
+    echo "SKIP $label: ZHW_SKIP_ZSERVER is set" >&2; return 0
   fi
   if [ ! -x "$interp" ]; then
     echo "SKIP $label: interpreter not found" >&2; return 0
