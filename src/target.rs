@@ -4,8 +4,9 @@
 //! number keeps an NRPE command valid across restarts. Pidfiles are read with
 //! a small bound and their contents never appear in an error message.
 
-use std::fs::File;
+use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use thiserror::Error;
@@ -111,25 +112,35 @@ impl Target {
 }
 
 fn read_pidfile(path: &str) -> Result<u32, TargetError> {
-    let file = File::open(path).map_err(|err| match err.kind() {
-        ErrorKind::NotFound => TargetError::PidfileMissing { path: path.into() },
-        _ => TargetError::PidfileUnreadable {
-            path: path.into(),
-            reason: io_reason(&err),
-        },
-    })?;
-    let mut text = String::new();
-    file.take(PIDFILE_READ_LIMIT)
-        .read_to_string(&mut text)
+    let unreadable = |err: &std::io::Error| TargetError::PidfileUnreadable {
+        path: path.into(),
+        reason: io_reason(err),
+    };
+    // O_NONBLOCK: opening a FIFO planted where a pidfile should be must not
+    // hang the check; the type is checked on the open file, not the name.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path)
         .map_err(|err| match err.kind() {
-            ErrorKind::InvalidData => TargetError::PidfileMalformed { path: path.into() },
-            _ => TargetError::PidfileUnreadable {
-                path: path.into(),
-                reason: io_reason(&err),
-            },
+            ErrorKind::NotFound => TargetError::PidfileMissing { path: path.into() },
+            _ => unreadable(&err),
         })?;
-    text.split_whitespace()
-        .next()
+    let metadata = file.metadata().map_err(|err| unreadable(&err))?;
+    if !metadata.is_file() {
+        return Err(TargetError::PidfileUnreadable {
+            path: path.into(),
+            reason: "not a regular file".into(),
+        });
+    }
+    let mut bytes = Vec::new();
+    file.take(PIDFILE_READ_LIMIT)
+        .read_to_end(&mut bytes)
+        .map_err(|err| unreadable(&err))?;
+    std::str::from_utf8(&bytes)
+        .ok()
+        .and_then(|text| text.split_whitespace().next())
+        .filter(|word| word.bytes().all(|b| b.is_ascii_digit()))
         .and_then(|word| word.parse::<u32>().ok())
         .filter(|pid| *pid > 0)
         .ok_or_else(|| TargetError::PidfileMalformed { path: path.into() })
@@ -147,6 +158,7 @@ fn io_reason(err: &std::io::Error) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs::File;
     use std::io::Write;
 
     #[test]
@@ -194,6 +206,31 @@ mod tests {
         let err = Target::Pidfile(stale).resolve().expect_err("stale");
         assert!(err.to_string().starts_with("stale pidfile"), "{err}");
         assert!(err.is_not_running());
+
+        let fifo = path("fifo.pid");
+        nix::unistd::mkfifo(fifo.as_str(), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        let err = Target::Pidfile(fifo).resolve().expect_err("fifo");
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "cannot read pidfile {}: not a regular file",
+                path("fifo.pid")
+            )
+        );
+        let err = Target::Pidfile("/dev/zero".into())
+            .resolve()
+            .expect_err("device");
+        assert!(matches!(err, TargetError::PidfileUnreadable { .. }));
+
+        for content in ["", "123abc\n", "-5\n", "0\n", "\u{0}\u{1}garbage"] {
+            let odd = path("odd.pid");
+            std::fs::write(&odd, content).expect("write");
+            let err = Target::Pidfile(odd).resolve().expect_err(content);
+            assert!(
+                matches!(err, TargetError::PidfileMalformed { .. }),
+                "{content:?}: {err}"
+            );
+        }
 
         let live = path("live.pid");
         File::create(&live)
