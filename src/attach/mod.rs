@@ -301,3 +301,74 @@ fn maps_mention_python(pid: u32) -> bool {
             .is_some_and(|name| name.to_ascii_lowercase().contains("python"))
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A PID above the kernel's maximum, so never running.
+    const ABSENT: u32 = 4_194_304;
+
+    #[test]
+    fn diagnosis_checks_the_process_not_just_the_message() {
+        let me = std::process::id();
+        let unsupported = anyhow::anyhow!("Unsupported version of Python: 3.99.0");
+        assert!(matches!(
+            diagnose(me, &unsupported),
+            AttachError::Unsupported { .. }
+        ));
+
+        let refused = anyhow::Error::new(std::io::Error::from(ErrorKind::PermissionDenied))
+            .context("Failed to copy PyThreadState");
+        assert!(matches!(
+            diagnose(me, &refused),
+            AttachError::PermissionDenied { .. }
+        ));
+
+        // The test binary maps no python: any other failure means "not Python".
+        let other = anyhow::anyhow!("Failed to find python version from target process");
+        assert!(matches!(
+            diagnose(me, &other),
+            AttachError::NotPython { .. }
+        ));
+
+        // Whatever the message, a process that is gone has exited.
+        assert_eq!(
+            diagnose(ABSENT, &unsupported),
+            AttachError::Exited { pid: ABSENT }
+        );
+    }
+
+    #[test]
+    fn preflight_rejects_absent_and_zero_pids() {
+        assert_eq!(
+            preflight(ABSENT),
+            Err(AttachError::NoSuchProcess { pid: ABSENT })
+        );
+        assert_eq!(preflight(0), Err(AttachError::NoSuchProcess { pid: 0 }));
+        assert_eq!(preflight(std::process::id()), Ok(()));
+    }
+
+    #[test]
+    fn main_thread_fallbacks() {
+        let thread = |name: Option<&str>| ThreadSample {
+            thread_id: 1,
+            os_thread_id: None,
+            name: name.map(str::to_string),
+            on_cpu: None,
+            holds_gil: false,
+            is_main: false,
+            stack_consistent: true,
+            frames: vec![],
+        };
+        let mut named = vec![thread(Some("MainThread")), thread(None)];
+        mark_main_thread(&mut named);
+        assert!(named[0].is_main && !named[1].is_main);
+        let mut unnamed = vec![thread(None), thread(None)];
+        mark_main_thread(&mut unnamed);
+        assert!(
+            !unnamed[0].is_main && unnamed[1].is_main,
+            "oldest thread state is last"
+        );
+    }
+}
