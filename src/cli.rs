@@ -4,6 +4,7 @@
 //! [`crate::policy`]). Usage errors exit 2 (FAILURE) in the original mapping
 //! and 3 (UNKNOWN) under `--exit-codes nagios`, as plugin guidelines ask.
 
+use std::ffi::OsString;
 use std::io::{self, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -45,7 +46,7 @@ pub enum Command {
 pub struct ReadArgs {
     /// PIDs or pidfiles (e.g. var/client1.pid) of the server processes.
     #[arg(value_name = "TARGET", required = true)]
-    pub targets: Vec<String>,
+    pub targets: Vec<OsString>,
     /// Answer within this many seconds, whatever happens.
     #[arg(short = 't', long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_timeout)]
     pub timeout: f64,
@@ -133,10 +134,10 @@ fn parse_timeout(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .parse()
         .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0 {
+    if seconds.is_finite() && (0.01..=3600.0).contains(&seconds) {
         Ok(seconds)
     } else {
-        Err("the timeout must be more than 0 and at most 3600 seconds".into())
+        Err("the timeout must be between 0.01 and 3600 seconds".into())
     }
 }
 
@@ -149,7 +150,8 @@ fn parse_profile(name: &str) -> Result<&'static Profile, String> {
 
 /// Entry point used by `main`: parse the real command line and run.
 pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().collect();
+    // args_os: a non-UTF-8 pidfile name is a valid path, not a reason to panic.
+    let args: Vec<OsString> = std::env::args_os().collect();
     match Cli::try_parse_from(&args) {
         Ok(cli) => run(cli),
         Err(err) => {
@@ -163,7 +165,7 @@ pub fn main() -> ExitCode {
 }
 
 /// FAILURE (2) normally; UNKNOWN (3) when the user asked for Nagios codes.
-fn usage_error_code(args: &[String]) -> u8 {
+fn usage_error_code(args: &[OsString]) -> u8 {
     let nagios = args
         .windows(2)
         .any(|w| w[0] == "--exit-codes" && w[1] == "nagios")
@@ -189,9 +191,13 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The targets as sources, each distinct word once (naming a target twice
+/// must not count its workers twice).
 fn sources(read: &ReadArgs) -> Vec<Source> {
+    let mut seen = std::collections::HashSet::new();
     read.targets
         .iter()
+        .filter(|word| seen.insert(word.as_os_str()))
         .map(|word| {
             if read.replay {
                 Source::Replay(PathBuf::from(word))
@@ -200,6 +206,15 @@ fn sources(read: &ReadArgs) -> Vec<Source> {
             }
         })
         .collect()
+}
+
+/// Output that could not be written because the reader went away (`| head`)
+/// does not change the answer: the exit code still carries the status.
+fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
+    match result {
+        Err(err) if err.kind() == io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
 }
 
 fn inspect_options(read: &ReadArgs) -> InspectOptions {
@@ -221,7 +236,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
     };
     let eval = evaluate(&report, thresholds, args.exit_codes);
     let mut out = io::stdout().lock();
-    match args.format {
+    ignore_broken_pipe(match args.format {
         Format::Text => crate::render::text::check(
             &mut out,
             &report,
@@ -230,10 +245,12 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
                 layout: args.layout,
                 verbose: args.verbose,
             },
-        )?,
-        Format::Json => crate::render::json::write(&mut out, &report, &eval)?,
-    }
-    out.flush()?;
+        )
+        .and_then(|()| out.flush()),
+        Format::Json => {
+            crate::render::json::write(&mut out, &report, &eval).and_then(|()| out.flush())
+        }
+    })?;
     Ok(eval.verdict.exit_code)
 }
 
@@ -241,11 +258,12 @@ fn dump(args: &DumpArgs) -> io::Result<u8> {
     let report = inspect(&sources(&args.read), inspect_options(&args.read));
     let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);
     let mut out = io::stdout().lock();
-    match args.format {
-        Format::Text => crate::render::text::dump(&mut out, &report)?,
-        Format::Json => crate::render::json::write(&mut out, &report, &eval)?,
-    }
-    out.flush()?;
+    ignore_broken_pipe(match args.format {
+        Format::Text => crate::render::text::dump(&mut out, &report).and_then(|()| out.flush()),
+        Format::Json => {
+            crate::render::json::write(&mut out, &report, &eval).and_then(|()| out.flush())
+        }
+    })?;
     // A dump succeeds when every target could be read.
     let unreadable = report.targets.iter().any(|t| t.error.is_some());
     Ok(if unreadable { 2 } else { 0 })
@@ -262,7 +280,8 @@ fn record(args: &RecordArgs) -> io::Result<u8> {
     match snapshot {
         Ok(snapshot) => {
             let mut out = io::stdout().lock();
-            serde_json::to_writer_pretty(&mut out, &snapshot).map_err(io::Error::other)?;
+            serde_json::to_writer_pretty(&mut out, &snapshot)
+                .map_err(crate::render::json::io_error)?;
             writeln!(out)?;
             Ok(0)
         }
@@ -285,7 +304,7 @@ mod tests {
 
     #[test]
     fn usage_error_codes_follow_the_mapping() {
-        let words = |s: &str| s.split(' ').map(String::from).collect::<Vec<_>>();
+        let words = |s: &str| s.split(' ').map(OsString::from).collect::<Vec<_>>();
         assert_eq!(usage_error_code(&words("zhw check --bogus")), 2);
         assert_eq!(
             usage_error_code(&words("zhw check --exit-codes nagios --bogus")),
@@ -302,6 +321,8 @@ mod tests {
         assert!(parse_timeout("0").is_err());
         assert!(parse_timeout("-1").is_err());
         assert!(parse_timeout("nan").is_err());
+        assert!(parse_timeout("1e-9").is_err());
+        assert!(parse_timeout("inf").is_err());
         assert!(parse_timeout("abc").is_err());
         assert_eq!(parse_timeout("2.5"), Ok(2.5));
     }

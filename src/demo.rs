@@ -53,16 +53,20 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
         .trim()
         .parse::<u16>()
         .map_err(|_| io::Error::other("demo server printed a bad port"))?;
-    println!("demo: started {python} examples/demo_server.py as pid {pid}, 4 workers, port {port}");
+    let mut out = io::stdout().lock();
+    writeln!(
+        out,
+        "demo: started {python} examples/demo_server.py as pid {pid}, 4 workers, port {port}"
+    )?;
     let mut held = Vec::new();
     for _ in 0..busy {
         let mut stream = TcpStream::connect(("127.0.0.1", port))?;
         stream.write_all(b"GET /hold HTTP/1.0\r\nHost: demo\r\n\r\n")?;
         held.push(stream);
         let thread = wait_for(&lines, "HOLD ")?;
-        println!("demo: request held busy in worker {}", thread.trim());
+        writeln!(out, "demo: request held busy in worker {}", thread.trim())?;
     }
-    println!("demo: zhw check -v {pid}\n");
+    writeln!(out, "demo: zhw check -v {pid}\n")?;
 
     let report = inspect(
         &[Source::Live(Target::Pid(pid))],
@@ -74,7 +78,6 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
         },
     );
     let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);
-    let mut out = io::stdout().lock();
     crate::render::text::check(
         &mut out,
         &report,

@@ -8,6 +8,8 @@
 //! lock when zhw exits.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -39,31 +41,37 @@ pub struct InspectOptions {
     pub inject_delay: Duration,
 }
 
+/// Most targets inspected at once: enough to overlap attach latency on a
+/// host with several Zope clients, few enough that a long target list cannot
+/// starve the machine (or zhw's deadline) with threads.
+const MAX_PARALLEL: usize = 8;
+
 /// Inspect every source and gather the facts.
 pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
     let deadline = Instant::now() + options.timeout;
+    let queue = Arc::new(sources.to_vec());
+    let next = Arc::new(AtomicUsize::new(0));
     let (sender, receiver) = mpsc::channel();
-    for (index, source) in sources.iter().enumerate() {
-        let thread_sender = sender.clone();
-        let source = source.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("zhw-target-{index}"))
+    for worker in 0..sources.len().min(MAX_PARALLEL) {
+        let (queue, next, sender) = (Arc::clone(&queue), Arc::clone(&next), sender.clone());
+        // A failed spawn just means fewer workers; the others drain the queue,
+        // and whatever is left at the deadline is reported as a timeout.
+        let _ = std::thread::Builder::new()
+            .name(format!("zhw-inspect-{worker}"))
             .spawn(move || {
-                let report = inspect_one(&source, options);
-                let _ = thread_sender.send((index, report));
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(source) = queue.get(index) else {
+                        break;
+                    };
+                    if Instant::now() >= deadline {
+                        break;
+                    }
+                    if sender.send((index, inspect_one(source, options))).is_err() {
+                        break;
+                    }
+                }
             });
-        if let Err(err) = spawned {
-            let _ = sender.send((
-                index,
-                failure_for(
-                    &sources[index],
-                    None,
-                    "spawn_failed",
-                    err.to_string(),
-                    false,
-                ),
-            ));
-        }
     }
     drop(sender);
 
@@ -80,15 +88,12 @@ pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
         .zip(sources)
         .map(|(result, source)| {
             result.unwrap_or_else(|| {
-                let pid = match source {
-                    Source::Live(target) => target.resolve().ok(),
-                    Source::Replay(_) => None,
-                };
-                let error = AttachError::Timeout {
-                    pid: pid.unwrap_or(0),
-                    seconds: options.timeout.as_secs_f64(),
-                };
-                failure_for(source, pid, "timeout", error.to_string(), false)
+                let message = format!(
+                    "timed out after {}s inspecting {}",
+                    options.timeout.as_secs_f64(),
+                    describe(source)
+                );
+                failure_for(source, None, "timeout", message, false)
             })
         })
         .collect();
@@ -136,8 +141,13 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
 
 /// Read a recorded snapshot (`zhw record`) from a JSON file.
 pub fn load_snapshot(path: &std::path::Path) -> Result<Snapshot, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|err| format!("cannot read snapshot {}: {err}", path.display()))?;
+    const MAX_SNAPSHOT_BYTES: u64 = 256 * 1024 * 1024;
+    let cannot = |why: String| format!("cannot read snapshot {}: {why}", path.display());
+    let metadata = std::fs::metadata(path).map_err(|err| cannot(err.to_string()))?;
+    if !metadata.is_file() || metadata.len() > MAX_SNAPSHOT_BYTES {
+        return Err(cannot("not a regular file of at most 256 MiB".into()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|err| cannot(err.to_string()))?;
     serde_json::from_str(&text).map_err(|err| format!("bad snapshot {}: {err}", path.display()))
 }
 
@@ -148,7 +158,7 @@ fn attach_kind(err: &AttachError) -> &'static str {
         AttachError::NotPython { .. } => "not_python",
         AttachError::Unsupported { .. } => "unsupported_python",
         AttachError::Exited { .. } => "exited",
-        AttachError::Timeout { .. } => "timeout",
+        AttachError::AlreadyTraced { .. } => "already_traced",
         AttachError::Failed { .. } => "read_failed",
     }
 }
@@ -160,6 +170,17 @@ fn source_name(source: &Source) -> String {
             .file_stem()
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_else(|| "replay".into()),
+    }
+}
+
+/// What a timeout message names: never re-reads a pidfile (which could
+/// block) after the deadline.
+fn describe(source: &Source) -> String {
+    match source {
+        Source::Live(Target::Pid(pid)) => format!("pid {pid}"),
+        Source::Live(Target::Pidfile(path)) => format!("pidfile {}", path.display()),
+        Source::Live(Target::InvalidPid(word)) => word.clone(),
+        Source::Replay(path) => format!("snapshot {}", path.display()),
     }
 }
 

@@ -27,8 +27,21 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
 }
 
 fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{200e}' | '\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
+    c.is_control() || is_invisible(c)
+}
+
+/// Format and separator characters (Unicode Cf, Zl, Zp) that reorder, hide
+/// or break text on a terminal: bidi controls, zero-width characters, line
+/// and paragraph separators, the byte-order mark.
+pub fn is_invisible(c: char) -> bool {
+    matches!(c,
+        '\u{ad}' | '\u{61c}' | '\u{180e}'
+        | '\u{200b}'..='\u{200f}'
+        | '\u{2028}'..='\u{202e}'
+        | '\u{2060}'..='\u{2064}'
+        | '\u{2066}'..='\u{206f}'
+        | '\u{feff}'
+        | '\u{fff9}'..='\u{fffb}')
 }
 
 #[cfg(test)]
@@ -43,5 +56,11 @@ mod tests {
         assert_eq!(for_terminal("\u{202e}txt.py"), "\\u{202e}txt.py");
         assert_eq!(for_terminal("\u{9b}2J"), "\\x9b2J");
         assert_eq!(for_terminal("café/ünïcode.py"), "café/ünïcode.py");
+        for hidden in ['\u{61c}', '\u{200b}', '\u{2028}', '\u{2029}', '\u{feff}'] {
+            assert!(
+                !for_terminal(&format!("a{hidden}b")).contains(hidden),
+                "{hidden:?}"
+            );
+        }
     }
 }

@@ -10,7 +10,8 @@
 
 use std::collections::HashMap;
 use std::fs;
-use std::os::unix::fs::MetadataExt;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 
 /// Source files larger than this are not read.
 const MAX_SOURCE_BYTES: u64 = 4 * 1024 * 1024;
@@ -53,7 +54,14 @@ fn load(pid: u32, file: &str) -> Option<Vec<String>> {
     } else {
         format!("/proc/{pid}/cwd/{file}")
     };
-    let meta = fs::metadata(&path).ok()?;
+    // Check the file actually opened, not the name: the target may swap a
+    // symlink between a check and an open. O_NONBLOCK: a FIFO must not hang.
+    let opened = fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(&path)
+        .ok()?;
+    let meta = opened.metadata().ok()?;
     let world_readable = meta.mode() & 0o004 != 0;
     if !meta.is_file()
         || meta.len() > MAX_SOURCE_BYTES
@@ -61,11 +69,49 @@ fn load(pid: u32, file: &str) -> Option<Vec<String>> {
     {
         return None;
     }
-    let bytes = fs::read(&path).ok()?;
+    let mut bytes = Vec::new();
+    opened.take(MAX_SOURCE_BYTES).read_to_end(&mut bytes).ok()?;
     Some(
         String::from_utf8_lossy(&bytes)
             .lines()
             .map(str::to_string)
             .collect(),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn shows_only_files_the_target_could_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let me = std::process::id();
+        let readable = dir.path().join("app.py");
+        fs::write(&readable, "first\n    second line\n").expect("write");
+        let mut cache = SourceCache::default();
+        let name = readable.to_string_lossy().into_owned();
+        assert_eq!(cache.line(me, &name, 2).as_deref(), Some("second line"));
+        assert_eq!(cache.line(me, &name, 3), None);
+        assert_eq!(cache.line(me, &name, 0), None);
+
+        // Not .py, or a FIFO: never opened for display.
+        let secret = dir.path().join("secret.txt");
+        fs::write(&secret, "password\n").expect("write");
+        assert_eq!(cache.line(me, &secret.to_string_lossy(), 1), None);
+        let fifo = dir.path().join("fifo.py");
+        nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
+        assert_eq!(cache.line(me, &fifo.to_string_lossy(), 1), None);
+
+        // A file of another owner that is not world-readable stays unread
+        // (root-owned files only matter when tests run as another user).
+        let private = dir.path().join("private.py");
+        fs::write(&private, "hidden\n").expect("write");
+        fs::set_permissions(&private, fs::Permissions::from_mode(0o600)).expect("chmod");
+        let owner_is_me =
+            fs::metadata(&private).expect("meta").uid() == nix::unistd::getuid().as_raw();
+        let shown = cache.line(me, &private.to_string_lossy(), 1);
+        assert_eq!(shown.is_some(), owner_is_me);
+    }
 }

@@ -4,10 +4,11 @@
 //! number keeps an NRPE command valid across restarts. Pidfiles are read with
 //! a small bound and their contents never appear in an error message.
 
+use std::ffi::OsStr;
 use std::fs::OpenOptions;
 use std::io::{ErrorKind, Read};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
@@ -20,7 +21,9 @@ pub enum Target {
     /// A process id.
     Pid(u32),
     /// A file holding a process id.
-    Pidfile(String),
+    Pidfile(PathBuf),
+    /// A word that looks like a process id but cannot be one (`-1`, `99999999999`).
+    InvalidPid(String),
 }
 
 /// Why a target did not resolve to a live PID.
@@ -35,6 +38,9 @@ pub enum TargetError {
     /// The pidfile does not hold a PID.
     #[error("pidfile {path} does not contain a process id")]
     PidfileMalformed { path: String },
+    /// A number that cannot be a process id.
+    #[error("{word} is not a valid process id")]
+    InvalidPid { word: String },
     /// The pidfile names a process that is not running.
     #[error("stale pidfile {path}: process {pid} is not running")]
     Stale { path: String, pid: u32 },
@@ -48,6 +54,7 @@ impl TargetError {
             TargetError::PidfileUnreadable { .. } => "pidfile_unreadable",
             TargetError::PidfileMalformed { .. } => "pidfile_malformed",
             TargetError::Stale { .. } => "stale_pidfile",
+            TargetError::InvalidPid { .. } => "invalid_pid",
         }
     }
 
@@ -61,33 +68,55 @@ impl TargetError {
 }
 
 impl Target {
-    /// Parse a command-line word: all digits is a PID, anything else a pidfile path.
-    pub fn parse(word: &str) -> Target {
-        match word.parse::<u32>() {
-            Ok(pid) if !word.is_empty() && word.bytes().all(|b| b.is_ascii_digit()) => {
-                Target::Pid(pid)
-            }
-            _ => Target::Pidfile(word.to_string()),
+    /// Parse a command-line word: all digits is a PID, a signed or oversized
+    /// number is an invalid PID, anything else a pidfile path.
+    pub fn parse(word: &OsStr) -> Target {
+        let Some(text) = word.to_str() else {
+            return Target::Pidfile(PathBuf::from(word));
+        };
+        let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return Target::Pidfile(PathBuf::from(text));
+        }
+        match text.parse::<u32>() {
+            Ok(pid) if digits.len() == text.len() => Target::Pid(pid),
+            _ => Target::InvalidPid(text.to_string()),
         }
     }
 
-    /// The name shown in reports: `pid 1234`, or the pidfile's stem (`client1`).
+    /// The name shown in reports and perfdata labels: `pid 1234`, or the
+    /// pidfile's stem (`client1`), with characters that would break a status
+    /// line or a perfdata label (controls, `|`, `=`, quotes) replaced by `_`.
     pub fn display_name(&self) -> String {
-        match self {
-            Target::Pid(pid) => format!("pid {pid}"),
-            Target::Pidfile(path) => Path::new(path)
+        let name = match self {
+            Target::Pid(pid) => return format!("pid {pid}"),
+            Target::InvalidPid(word) => word.clone(),
+            Target::Pidfile(path) => path
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())
                 .filter(|stem| !stem.is_empty())
-                .unwrap_or_else(|| path.clone()),
-        }
+                .unwrap_or_else(|| path.to_string_lossy().into_owned()),
+        };
+        name.chars()
+            .map(|c| {
+                if c.is_control()
+                    || matches!(c, '|' | '=' | '\'' | '"')
+                    || crate::sanitize::is_invisible(c)
+                {
+                    '_'
+                } else {
+                    c
+                }
+            })
+            .collect()
     }
 
-    /// The target as the user wrote it.
+    /// The target as the user wrote it (lossy for non-UTF-8 paths).
     pub fn as_given(&self) -> String {
         match self {
             Target::Pid(pid) => pid.to_string(),
-            Target::Pidfile(path) => path.clone(),
+            Target::Pidfile(path) => path.to_string_lossy().into_owned(),
+            Target::InvalidPid(word) => word.clone(),
         }
     }
 
@@ -96,13 +125,15 @@ impl Target {
     pub fn resolve(&self) -> Result<u32, TargetError> {
         match self {
             Target::Pid(pid) => Ok(*pid),
+            Target::InvalidPid(word) => Err(TargetError::InvalidPid { word: word.clone() }),
             Target::Pidfile(path) => {
+                let path = &path.to_string_lossy().into_owned();
                 let pid = read_pidfile(path)?;
                 if Path::new(&format!("/proc/{pid}")).exists() {
                     Ok(pid)
                 } else {
                     Err(TargetError::Stale {
-                        path: path.clone(),
+                        path: path.to_string(),
                         pid,
                     })
                 }
@@ -112,6 +143,7 @@ impl Target {
 }
 
 fn read_pidfile(path: &str) -> Result<u32, TargetError> {
+    // Opened by the name as given (lossy only in messages).
     let unreadable = |err: &std::io::Error| TargetError::PidfileUnreadable {
         path: path.into(),
         reason: io_reason(err),
@@ -163,18 +195,29 @@ mod tests {
 
     #[test]
     fn parse_words() {
-        assert_eq!(Target::parse("1234"), Target::Pid(1234));
+        let parse = |w: &str| Target::parse(OsStr::new(w));
+        assert_eq!(parse("1234"), Target::Pid(1234));
         assert_eq!(
-            Target::parse("var/client1.pid"),
+            parse("var/client1.pid"),
             Target::Pidfile("var/client1.pid".into())
         );
-        assert_eq!(Target::parse("+12"), Target::Pidfile("+12".into()));
+        assert_eq!(parse("+12"), Target::InvalidPid("+12".into()));
+        assert_eq!(parse("-1"), Target::InvalidPid("-1".into()));
         assert_eq!(
-            Target::parse("99999999999"),
-            Target::Pidfile("99999999999".into())
+            parse("99999999999"),
+            Target::InvalidPid("99999999999".into())
         );
-        assert_eq!(Target::parse("var/client1.pid").display_name(), "client1");
-        assert_eq!(Target::parse("42").display_name(), "pid 42");
+        assert_eq!(parse("12a.pid"), Target::Pidfile("12a.pid".into()));
+        assert_eq!(parse("var/client1.pid").display_name(), "client1");
+        assert_eq!(parse("42").display_name(), "pid 42");
+        assert_eq!(
+            parse("/x/evil\u{1b}]0;| a=b'.pid").display_name(),
+            "evil_]0;_ a_b_"
+        );
+        assert_eq!(
+            parse("-1").resolve().map_err(|e| e.to_string()),
+            Err("-1 is not a valid process id".into())
+        );
     }
 
     #[test]
@@ -182,7 +225,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = |name: &str| dir.path().join(name).to_string_lossy().into_owned();
 
-        let missing = Target::Pidfile(path("nope.pid"));
+        let missing = Target::Pidfile(path("nope.pid").into());
         assert!(matches!(
             missing.resolve(),
             Err(TargetError::PidfileMissing { .. })
@@ -192,7 +235,9 @@ mod tests {
         File::create(&garbage)
             .and_then(|mut f| f.write_all(b"secret-token\n"))
             .expect("write");
-        let err = Target::Pidfile(garbage).resolve().expect_err("malformed");
+        let err = Target::Pidfile(garbage.into())
+            .resolve()
+            .expect_err("malformed");
         assert!(matches!(err, TargetError::PidfileMalformed { .. }));
         assert!(
             !err.to_string().contains("secret"),
@@ -203,13 +248,13 @@ mod tests {
         File::create(&stale)
             .and_then(|mut f| f.write_all(b"4194303\n"))
             .expect("write");
-        let err = Target::Pidfile(stale).resolve().expect_err("stale");
+        let err = Target::Pidfile(stale.into()).resolve().expect_err("stale");
         assert!(err.to_string().starts_with("stale pidfile"), "{err}");
         assert!(err.is_not_running());
 
         let fifo = path("fifo.pid");
         nix::unistd::mkfifo(fifo.as_str(), nix::sys::stat::Mode::S_IRWXU).expect("mkfifo");
-        let err = Target::Pidfile(fifo).resolve().expect_err("fifo");
+        let err = Target::Pidfile(fifo.into()).resolve().expect_err("fifo");
         assert_eq!(
             err.to_string(),
             format!(
@@ -225,7 +270,7 @@ mod tests {
         for content in ["", "123abc\n", "-5\n", "0\n", "\u{0}\u{1}garbage"] {
             let odd = path("odd.pid");
             std::fs::write(&odd, content).expect("write");
-            let err = Target::Pidfile(odd).resolve().expect_err(content);
+            let err = Target::Pidfile(odd.into()).resolve().expect_err(content);
             assert!(
                 matches!(err, TargetError::PidfileMalformed { .. }),
                 "{content:?}: {err}"
@@ -236,6 +281,9 @@ mod tests {
         File::create(&live)
             .and_then(|mut f| writeln!(f, "{}", std::process::id()))
             .expect("write");
-        assert_eq!(Target::Pidfile(live).resolve(), Ok(std::process::id()));
+        assert_eq!(
+            Target::Pidfile(live.into()).resolve(),
+            Ok(std::process::id())
+        );
     }
 }

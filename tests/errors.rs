@@ -1,6 +1,7 @@
 //! Every way a target can be uninspectable gives a clear status line and the
 //! documented exit code — never a panic (Rust's panic exit code is 101).
 
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
@@ -263,4 +264,139 @@ fn nix_is_root() -> bool {
                 .map(|l| l.split_whitespace().nth(1) == Some("0"))
         })
         .unwrap_or(false)
+}
+
+#[test]
+fn odd_targets_get_precise_errors() {
+    // A FIFO where a pidfile should be: refused at once, never waited on.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("client1.pid");
+    let status = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(status.success());
+    let fifo = fifo.to_string_lossy().into_owned();
+    let run = zhw(&["check", "-t", "2", &fifo]);
+    assert_eq!(
+        run.first_line(),
+        format!("FAILURE - cannot read pidfile {fifo}: not a regular file")
+    );
+
+    let run = zhw(&["check", "--exit-codes", "nagios", "--", "-1"]);
+    assert_eq!(run.first_line(), "UNKNOWN - -1 is not a valid process id");
+    assert_eq!(run.code, 3);
+
+    // A non-UTF-8 pidfile name is a path like any other, not a crash.
+    let run = run_command(
+        Command::new(zhw_binary())
+            .arg("check")
+            .arg(std::ffi::OsStr::from_bytes(b"/tmp/\xff.pid")),
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        run.first_line().starts_with("FAILURE - pidfile /tmp/"),
+        "{}",
+        run.stdout
+    );
+
+    // A thread id is not a process id.
+    let target = sleeping_python_with_threads();
+    let pid = target.0.id();
+    let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .expect("task dir")
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .find(|tid| *tid != pid)
+        .expect("a second thread");
+    let run = zhw(&["check", &tid.to_string()]);
+    assert_eq!(
+        run.first_line(),
+        format!(
+            "FAILURE - could not read pid {tid}: {tid} is a thread of process {pid}, not a process; check {pid}"
+        )
+    );
+}
+
+#[test]
+fn a_stopped_target_is_read_and_left_stopped() {
+    let target = sleeping_python_with_threads();
+    let pid = target.0.id();
+    let state = || {
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+        let field = |key: &str| {
+            status
+                .lines()
+                .find(|l| l.starts_with(key))
+                .map(|l| l[key.len()..].trim().to_string())
+        };
+        (
+            field("State:").unwrap_or_default(),
+            field("TracerPid:").unwrap_or_default(),
+        )
+    };
+    let stopped = Command::new("kill")
+        .args(["-STOP", &pid.to_string()])
+        .status()
+        .expect("kill");
+    assert!(stopped.success());
+    let run = zhw(&["check", "-v", &pid.to_string()]);
+    assert!(
+        run.stdout.contains("warning: the process is stopped"),
+        "{}",
+        run.stdout
+    );
+    assert!(matches!(run.code, 0..=3), "{}", run.stderr);
+    let blocking = zhw(&["check", "-t", "5", "--blocking", &pid.to_string()]);
+    assert!(matches!(blocking.code, 0..=3), "{}", blocking.stderr);
+    let (process_state, tracer) = state();
+    assert!(
+        process_state.starts_with('T'),
+        "left in state {process_state}"
+    );
+    assert_eq!(tracer, "0", "a ptrace attachment was left behind");
+}
+
+#[test]
+fn another_tracer_is_named_as_the_cause() {
+    let target = sleeping_python_with_threads();
+    let pid = target.0.id();
+    // Hold the process with our own ptrace seize, as a debugger would.
+    let raw = nix::unistd::Pid::from_raw(pid as i32);
+    if let Err(err) = nix::sys::ptrace::seize(raw, nix::sys::ptrace::Options::empty()) {
+        record(&format!(
+            "SKIP another_tracer_is_named_as_the_cause: cannot ptrace here ({err})"
+        ));
+        return;
+    }
+    let run = zhw(&["check", "--blocking", &pid.to_string()]);
+    assert!(
+        run.first_line().starts_with(&format!(
+            "FAILURE - pid {pid} is already being traced by pid "
+        )),
+        "{}",
+        run.stdout
+    );
+    // The default mode does not need ptrace and still answers.
+    let run = zhw(&["check", &pid.to_string()]);
+    assert!(!run.first_line().starts_with("FAILURE"), "{}", run.stdout);
+}
+
+#[test]
+fn a_target_named_twice_counts_once() {
+    let fixture = crate::support::repo().join("tests/fixtures/waitress-3.12-two-busy.json");
+    let fixture = fixture.to_string_lossy();
+    let run = zhw(&["check", "--replay", &fixture, &fixture]);
+    assert_eq!(run.line(1), "Idle: 2\tBusy: 2");
+}
+
+/// A Python process with a few threads that prints READY once they run.
+fn sleeping_python_with_threads() -> Reaped {
+    let mut child = Reaped(
+        Command::new(any_python())
+            .args(["-u", "-c", "import threading,time,sys\nfor i in range(3): threading.Thread(target=time.sleep, args=(120,)).start()\nprint('READY'); sys.stdout.flush(); time.sleep(120)"])
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python"),
+    );
+    let mut line = String::new();
+    let stdout = child.0.stdout.take().expect("stdout");
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
+    child
 }

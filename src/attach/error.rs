@@ -7,7 +7,7 @@
 use thiserror::Error;
 
 /// A target that could not be sampled.
-#[derive(Debug, Clone, Error, PartialEq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum AttachError {
     /// No process with this PID exists.
     #[error("no such process: pid {pid} is not running")]
@@ -24,9 +24,13 @@ pub enum AttachError {
     /// The process went away while zhw was reading it.
     #[error("pid {pid} exited while being inspected")]
     Exited { pid: u32 },
-    /// Sampling did not finish within the deadline.
-    #[error("timed out after {seconds}s inspecting pid {pid}")]
-    Timeout { pid: u32, seconds: f64 },
+    /// Another tracer (a debugger, strace, a concurrent `zhw --blocking`)
+    /// holds the process; ptrace allows only one.
+    #[error(
+        "pid {pid} is already being traced by pid {tracer} (a debugger, strace, or another \
+         zhw --blocking); retry later, or drop --blocking"
+    )]
+    AlreadyTraced { pid: u32, tracer: u32 },
     /// Anything else, with the reader's own explanation.
     #[error("could not read pid {pid}: {detail}")]
     Failed { pid: u32, detail: String },

@@ -35,6 +35,8 @@ use os_threads::TaskList;
 pub const MAX_READS: u32 = 4;
 /// Retries of a read that failed outright (a torn frame chain mid-change).
 const MAX_READ_RETRIES: u32 = 3;
+/// py-spy 0.4 gives up on interpreters with more thread states than this.
+const PY_SPY_MAX_THREADS: usize = 4096;
 
 /// How to read the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -120,6 +122,16 @@ impl Sampler {
                  their CPU state is unknown",
                 threads.len()
             ));
+        }
+        if matches!(
+            scheduler_state(&format!("/proc/{}/stat", self.pid)),
+            Some('T') | Some('t')
+        ) {
+            warnings.push(
+                "the process is stopped (SIGSTOP, job control or a debugger): no thread can run \
+                 until it is continued"
+                    .to_string(),
+            );
         }
         for thread in threads.iter().filter(|t| !t.stack_consistent) {
             warnings.push(format!(
@@ -224,15 +236,45 @@ fn mark_main_thread(threads: &mut [ThreadSample]) {
     }
 }
 
+/// Whether the process still runs. A zombie main thread does not end a
+/// process whose other threads still run (the main thread called
+/// `pthread_exit`), so those are looked at too.
 fn process_alive(pid: u32) -> bool {
-    match fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !matches!(
-            stat.rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next()),
-            Some("Z") | Some("X")
-        ),
-        Err(_) => false,
+    match scheduler_state(&format!("/proc/{pid}/stat")) {
+        Some('Z') | Some('X') => fs::read_dir(format!("/proc/{pid}/task"))
+            .map(|tasks| {
+                tasks.filter_map(Result::ok).any(|task| {
+                    let stat = task.path().join("stat");
+                    !matches!(
+                        scheduler_state(&stat.to_string_lossy()),
+                        Some('Z') | Some('X') | None
+                    )
+                })
+            })
+            .unwrap_or(false),
+        Some(_) => true,
+        None => false,
     }
+}
+
+/// The state letter of a /proc stat file (after the command name, which may
+/// contain spaces and parentheses).
+fn scheduler_state(stat_path: &str) -> Option<char> {
+    let stat = fs::read_to_string(stat_path).ok()?;
+    let (_, rest) = stat.rsplit_once(')')?;
+    rest.split_whitespace().next()?.chars().next()
+}
+
+/// A `/proc/PID/status` field's first value.
+fn status_value(pid: u32, key: &str) -> Option<u32> {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix(key))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// Cheap checks that give precise errors before py-spy's generic ones.
@@ -240,16 +282,41 @@ fn preflight(pid: u32) -> Result<(), AttachError> {
     if pid == 0 || !process_alive(pid) {
         return Err(AttachError::NoSuchProcess { pid });
     }
+    // /proc/TID exists (hidden) for every thread; only a thread group leader is a process.
+    if let Some(process) = status_value(pid, "Tgid:").filter(|tgid| *tgid != pid) {
+        return Err(AttachError::Failed {
+            pid,
+            detail: format!(
+                "{pid} is a thread of process {process}, not a process; check {process}"
+            ),
+        });
+    }
     // Opening /proc/PID/mem needs the same ptrace-attach right as reading it.
     match fs::File::open(format!("/proc/{pid}/mem")) {
-        Ok(_) => Ok(()),
-        Err(err) if err.kind() == ErrorKind::PermissionDenied => Err(permission_denied(pid)),
-        Err(err) if err.kind() == ErrorKind::NotFound => Err(AttachError::NoSuchProcess { pid }),
-        Err(err) => Err(AttachError::Failed {
-            pid,
-            detail: err.to_string(),
-        }),
+        Ok(_) => {}
+        Err(err) if err.kind() == ErrorKind::PermissionDenied => {
+            return Err(permission_denied(pid));
+        }
+        Err(err) if err.kind() == ErrorKind::NotFound => {
+            return Err(AttachError::NoSuchProcess { pid });
+        }
+        Err(err) => {
+            return Err(AttachError::Failed {
+                pid,
+                detail: err.to_string(),
+            });
+        }
     }
+    // Kernel threads have no executable and no user memory.
+    if fs::read_link(format!("/proc/{pid}/exe")).is_err_and(|err| err.kind() == ErrorKind::NotFound)
+        && process_alive(pid)
+    {
+        return Err(AttachError::NotPython {
+            pid,
+            detail: "it has no executable: a kernel thread".into(),
+        });
+    }
+    Ok(())
 }
 
 fn permission_denied(pid: u32) -> AttachError {
@@ -265,7 +332,8 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
     if !process_alive(pid) {
         return AttachError::Exited { pid };
     }
-    let chain: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
+    let mut chain: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
+    chain.dedup();
     let text = chain.join(": ");
     let refused = err.chain().any(|cause| {
         cause
@@ -275,7 +343,11 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
         || text.contains("Operation not permitted")
         || text.contains("EPERM");
     if refused {
-        return permission_denied(pid);
+        let ours = std::process::id();
+        return match status_value(pid, "TracerPid:").filter(|t| *t != 0 && *t != ours) {
+            Some(tracer) => AttachError::AlreadyTraced { pid, tracer },
+            None => permission_denied(pid),
+        };
     }
     if text.contains("Unsupported version") {
         return AttachError::Unsupported { pid, detail: text };
@@ -284,6 +356,15 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
         return AttachError::NotPython {
             pid,
             detail: "no python binary or libpython is mapped".into(),
+        };
+    }
+    let threads = fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
+    if threads > PY_SPY_MAX_THREADS {
+        return AttachError::Failed {
+            pid,
+            detail: format!(
+                "{text} (the process has {threads} threads; the py-spy reader stops at {PY_SPY_MAX_THREADS})"
+            ),
         };
     }
     AttachError::Failed { pid, detail: text }

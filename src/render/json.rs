@@ -48,6 +48,15 @@ pub fn write<W: Write>(out: &mut W, report: &Report, eval: &Evaluation) -> io::R
             })
             .collect(),
     };
-    serde_json::to_writer_pretty(&mut *out, &document).map_err(io::Error::other)?;
+    serde_json::to_writer_pretty(&mut *out, &document).map_err(io_error)?;
     writeln!(out)
+}
+
+/// Keep the kind of an I/O error that serde_json wrapped, so a closed pipe
+/// is still recognised as one.
+pub fn io_error(err: serde_json::Error) -> io::Error {
+    match err.io_error_kind() {
+        Some(kind) => io::Error::new(kind, err),
+        None => io::Error::other(err),
+    }
 }
