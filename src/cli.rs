@@ -53,7 +53,7 @@ pub struct ReadArgs {
     /// Pause the whole process while reading (py-spy's default; consistent but stalls the target).
     #[arg(long)]
     pub blocking: bool,
-    /// Use this server profile instead of detecting one.
+    /// Use this server profile instead of detecting one: zserver, waitress, threadpool or generic.
     #[arg(long, value_name = "NAME", value_parser = parse_profile)]
     pub profile: Option<&'static Profile>,
     /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
@@ -159,8 +159,38 @@ pub fn main() -> ExitCode {
             if !err.use_stderr() {
                 return ExitCode::SUCCESS; // --help, --version
             }
-            ExitCode::from(usage_error_code(&args))
+            let code = usage_error_code(&args);
+            usage_status_line(code, &err.to_string());
+            ExitCode::from(code)
         }
+    }
+}
+
+/// Monitoring systems show a plugin's first stdout line: give them one for
+/// usage errors too (clap's full message stays on stderr).
+fn usage_status_line(code: u8, message: &str) {
+    let label = if code == 3 { "UNKNOWN" } else { "FAILURE" };
+    let first = message
+        .lines()
+        .next()
+        .unwrap_or("")
+        .trim_start_matches("error: ");
+    let mut out = io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "{label} - invalid arguments: {}",
+        crate::sanitize::for_terminal(first)
+    );
+}
+
+/// The hidden test hooks read arbitrary files or stall on purpose; they
+/// exist only in debug builds (what `cargo test` runs), never in a binary
+/// that an operator may grant root or CAP_SYS_PTRACE.
+fn reject_test_hooks_in_release(read: &ReadArgs) -> Result<(), String> {
+    if cfg!(debug_assertions) || (!read.replay && read.inject_delay_ms == 0) {
+        Ok(())
+    } else {
+        Err("--replay and --inject-delay-ms are test hooks, available in debug builds only".into())
     }
 }
 
@@ -175,6 +205,25 @@ fn usage_error_code(args: &[OsString]) -> u8 {
 
 /// Run a parsed command line; returns the exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    let hooks = match &cli.command {
+        Command::Check(args) => reject_test_hooks_in_release(&args.read).map_err(|e| {
+            (
+                e,
+                if args.exit_codes == ExitCodes::Nagios {
+                    3
+                } else {
+                    2
+                },
+            )
+        }),
+        Command::Dump(args) => reject_test_hooks_in_release(&args.read).map_err(|e| (e, 2)),
+        _ => Ok(()),
+    };
+    if let Err((message, code)) = hooks {
+        eprintln!("error: {message}");
+        usage_status_line(code, &message);
+        return ExitCode::from(code);
+    }
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Dump(args) => dump(&args),
@@ -248,7 +297,8 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
         )
         .and_then(|()| out.flush()),
         Format::Json => {
-            crate::render::json::write(&mut out, &report, &eval).and_then(|()| out.flush())
+            crate::render::json::write(&mut out, &report, &eval, eval.verdict.exit_code)
+                .and_then(|()| out.flush())
         }
     })?;
     Ok(eval.verdict.exit_code)
@@ -257,16 +307,17 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
 fn dump(args: &DumpArgs) -> io::Result<u8> {
     let report = inspect(&sources(&args.read), inspect_options(&args.read));
     let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);
+    // A dump succeeds when every target could be read.
+    let unreadable = report.targets.iter().any(|t| t.error.is_some());
+    let code = if unreadable { 2 } else { 0 };
     let mut out = io::stdout().lock();
     ignore_broken_pipe(match args.format {
         Format::Text => crate::render::text::dump(&mut out, &report).and_then(|()| out.flush()),
         Format::Json => {
-            crate::render::json::write(&mut out, &report, &eval).and_then(|()| out.flush())
+            crate::render::json::write(&mut out, &report, &eval, code).and_then(|()| out.flush())
         }
     })?;
-    // A dump succeeds when every target could be read.
-    let unreadable = report.targets.iter().any(|t| t.error.is_some());
-    Ok(if unreadable { 2 } else { 0 })
+    Ok(code)
 }
 
 fn record(args: &RecordArgs) -> io::Result<u8> {

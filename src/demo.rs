@@ -129,7 +129,13 @@ fn wait_for(lines: &mpsc::Receiver<String>, prefix: &str) -> io::Result<String> 
                     return Ok(rest.to_string());
                 }
             }
-            Err(_) => {
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err(io::Error::other(format!(
+                    "the demo server exited before printing {prefix:?} (it needs Python 3; \
+                     see its error above, or pick another with --python)"
+                )));
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {
                 return Err(io::Error::other(format!(
                     "demo server did not print {prefix:?} within {}s",
                     HANDSHAKE_TIMEOUT.as_secs()

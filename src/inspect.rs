@@ -83,7 +83,7 @@ pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
             Err(_) => break,
         }
     }
-    let targets = results
+    let mut targets: Vec<TargetReport> = results
         .into_iter()
         .zip(sources)
         .map(|(result, source)| {
@@ -97,9 +97,25 @@ pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
             })
         })
         .collect();
+    disambiguate_names(&mut targets);
     Report {
         system: SystemFacts::read(),
         targets,
+    }
+}
+
+/// Two targets must not share a name (perfdata labels would collide, e.g.
+/// `a/instance.pid` and `b/instance.pid`): colliding names become the target
+/// as given, which is stable across restarts, unlike a PID.
+fn disambiguate_names(targets: &mut [TargetReport]) {
+    let mut seen = std::collections::HashMap::<String, usize>::new();
+    for target in targets.iter() {
+        *seen.entry(target.name.clone()).or_default() += 1;
+    }
+    for target in targets.iter_mut() {
+        if seen.get(&target.name).is_some_and(|count| *count > 1) {
+            target.name = crate::sanitize::label(&target.target);
+        }
     }
 }
 

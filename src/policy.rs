@@ -5,7 +5,8 @@
 //! inspected is `FAILURE` (exit 2); no idle worker is `CRITICAL - No more Zeo
 //! client available` (exit 3); 4 or more busy workers is `WARNING - Warning,
 //! high load` (exit 1); otherwise `OK - Everything looks fine` (exit 0).
-//! `-w N` / `-c N` replace the warning / critical rule by "busy > N".
+//! `-w N` / `-c N` replace the warning / critical rule by "busy > N"; a
+//! target with no worker threads at all stays CRITICAL.
 //! `--exit-codes nagios` maps to the plugin standard (OK 0, WARNING 1,
 //! CRITICAL 2, UNKNOWN 3; a target that is not running is CRITICAL).
 
@@ -96,10 +97,12 @@ pub struct Verdict {
 
 /// Judge one inspected target.
 pub fn judge(counts: Counts, thresholds: Thresholds) -> TargetVerdict {
-    let critical = match thresholds.critical {
-        Some(limit) => counts.busy > limit,
-        None => counts.idle == 0,
-    };
+    // A pool with no worker at all has no free worker whatever the limit.
+    let critical = counts.workers() == 0
+        || match thresholds.critical {
+            Some(limit) => counts.busy > limit,
+            None => counts.idle == 0,
+        };
     let warning = match thresholds.warning {
         Some(limit) => counts.busy > limit,
         None => counts.busy >= DEFAULT_WARNING_BUSY,
@@ -167,10 +170,17 @@ pub fn overall(targets: &[(String, TargetVerdict)], codes: ExitCodes) -> Verdict
             message: "no target given".into(),
             exit_code: code_and_label(&judge_failure("", false), codes).0,
         },
-        Some((name, verdict)) => {
+        Some((_, verdict)) => {
             let (exit_code, label) = code_and_label(verdict, codes);
-            let message = if targets.len() > 1 {
-                format!("{} ({name})", verdict.message)
+            // Name the targets that share the worst status, so the operator
+            // knows which; an all-OK check names nobody.
+            let worst_names: Vec<&str> = targets
+                .iter()
+                .filter(|(_, v)| code_and_label(v, codes) == (exit_code, label))
+                .map(|(name, _)| name.as_str())
+                .collect();
+            let message = if targets.len() > 1 && verdict.status != Status::Ok {
+                format!("{} ({})", verdict.message, worst_names.join(", "))
             } else {
                 verdict.message.clone()
             };
@@ -372,6 +382,11 @@ mod tests {
             Status::Ok,
             "critical rule replaced"
         );
+        assert_eq!(
+            judge(counts(0, 0), c2).status,
+            Status::Critical,
+            "no workers at all"
+        );
         let wide = Thresholds {
             warning: Some(10),
             critical: Some(20),
@@ -418,6 +433,15 @@ mod tests {
             single.message, "denied",
             "no name suffix for a single target"
         );
+        let ok = judge(counts(1, 3), Thresholds::default());
+        let all_ok = overall(&[t("a", ok.clone()), t("b", ok)], ExitCodes::Original);
+        assert_eq!(
+            all_ok.message, "Everything looks fine",
+            "an OK check names nobody"
+        );
+        let crit = judge(counts(4, 0), Thresholds::default());
+        let two = overall(&[t("a", crit.clone()), t("b", crit)], ExitCodes::Original);
+        assert_eq!(two.message, "No more Zeo client available (a, b)");
     }
 
     #[test]

@@ -26,6 +26,20 @@ pub fn for_terminal(text: &str) -> Cow<'_, str> {
     Cow::Owned(out)
 }
 
+/// A name safe inside a status line and a perfdata label: controls,
+/// invisible characters, `|`, `=` and quotes become `_`.
+pub fn label(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if is_unsafe(c) || matches!(c, '|' | '=' | '\'' | '"') {
+                '_'
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 fn is_unsafe(c: char) -> bool {
     c.is_control() || is_invisible(c)
 }

@@ -97,18 +97,7 @@ impl Target {
                 .filter(|stem| !stem.is_empty())
                 .unwrap_or_else(|| path.to_string_lossy().into_owned()),
         };
-        name.chars()
-            .map(|c| {
-                if c.is_control()
-                    || matches!(c, '|' | '=' | '\'' | '"')
-                    || crate::sanitize::is_invisible(c)
-                {
-                    '_'
-                } else {
-                    c
-                }
-            })
-            .collect()
+        crate::sanitize::label(&name)
     }
 
     /// The target as the user wrote it (lossy for non-UTF-8 paths).

@@ -278,3 +278,34 @@ fn hostile_strings_are_escaped_in_text_and_kept_in_json() {
         "evil\u{1b}]0;pwned\u{7}\u{202e}"
     );
 }
+
+#[test]
+fn same_stem_targets_get_distinct_names() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut paths = Vec::new();
+    for sub in ["a", "b"] {
+        std::fs::create_dir(dir.path().join(sub)).expect("mkdir");
+        let path = dir.path().join(sub).join("instance.json");
+        std::fs::copy(fixture(ALL_BUSY), &path).expect("copy");
+        paths.push(path.to_string_lossy().into_owned());
+    }
+    let run = zhw(&["check", "--replay", &paths[0], &paths[1]]);
+    let first = run.first_line();
+    assert!(
+        first.contains(&format!("({}, {})", paths[0], paths[1])),
+        "{first}"
+    );
+    assert!(
+        first.contains(&format!("'{} busy'=4", paths[0]))
+            && first.contains(&format!("'{} busy'=4", paths[1])),
+        "{first}"
+    );
+}
+
+#[test]
+fn dump_json_exit_code_is_the_dumps() {
+    let run = zhw(&["dump", "--format", "json", "--replay", &fixture(ALL_BUSY)]);
+    assert_eq!(run.code, 0);
+    assert_eq!(run.json()["exit_code"], 0);
+    assert_eq!(run.json()["status"], "CRITICAL");
+}

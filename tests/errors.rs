@@ -178,6 +178,13 @@ fn usage_errors_are_not_panics() {
             "zhw {args:?}: {}",
             run.stderr
         );
+        let label = if code == 3 { "UNKNOWN" } else { "FAILURE" };
+        let expected = format!("{label} - invalid arguments: ");
+        assert!(
+            run.first_line().starts_with(&expected),
+            "zhw {args:?}: {}",
+            run.stdout
+        );
     }
     assert_eq!(zhw(&["--version"]).code, 0);
     assert_eq!(zhw(&["check", "--help"]).code, 0);

@@ -277,6 +277,19 @@ fn status_value(pid: u32, key: &str) -> Option<u32> {
         .ok()
 }
 
+/// Start address of the first readable mapping in a /proc/PID/maps text.
+fn first_readable_address(maps: &str) -> Option<usize> {
+    maps.lines().find_map(|line| {
+        let mut fields = line.split_whitespace();
+        let range = fields.next()?;
+        let perms = fields.next()?;
+        if !perms.starts_with('r') {
+            return None;
+        }
+        usize::from_str_radix(range.split('-').next()?, 16).ok()
+    })
+}
+
 /// Cheap checks that give precise errors before py-spy's generic ones.
 fn preflight(pid: u32) -> Result<(), AttachError> {
     if pid == 0 || !process_alive(pid) {
@@ -291,30 +304,43 @@ fn preflight(pid: u32) -> Result<(), AttachError> {
             ),
         });
     }
-    // Opening /proc/PID/mem needs the same ptrace-attach right as reading it.
-    match fs::File::open(format!("/proc/{pid}/mem")) {
-        Ok(_) => {}
+    // Read one word of the process's memory the way sampling will
+    // (process_vm_readv: ptrace-attach rights, which CAP_SYS_PTRACE grants
+    // whatever the file modes under /proc say).
+    let maps = match fs::read_to_string(format!("/proc/{pid}/maps")) {
+        Ok(maps) => maps,
         Err(err) if err.kind() == ErrorKind::PermissionDenied => {
             return Err(permission_denied(pid));
         }
-        Err(err) if err.kind() == ErrorKind::NotFound => {
-            return Err(AttachError::NoSuchProcess { pid });
-        }
+        Err(_) if !process_alive(pid) => return Err(AttachError::NoSuchProcess { pid }),
         Err(err) => {
             return Err(AttachError::Failed {
                 pid,
                 detail: err.to_string(),
             });
         }
-    }
-    // Kernel threads have no executable and no user memory.
-    if fs::read_link(format!("/proc/{pid}/exe")).is_err_and(|err| err.kind() == ErrorKind::NotFound)
-        && process_alive(pid)
-    {
+    };
+    let Some(address) = first_readable_address(&maps) else {
         return Err(AttachError::NotPython {
             pid,
-            detail: "it has no executable: a kernel thread".into(),
+            detail: "it has no user memory: a kernel thread".into(),
         });
+    };
+    let Ok(raw_pid) = remoteprocess::Pid::try_from(pid) else {
+        return Err(AttachError::NoSuchProcess { pid });
+    };
+    let memory = remoteprocess::Process::new(raw_pid).map_err(|err| AttachError::Failed {
+        pid,
+        detail: err.to_string(),
+    })?;
+    match remoteprocess::ProcessMemory::copy(&memory, address, 8) {
+        Ok(_) => {}
+        Err(remoteprocess::Error::IOError(err)) if err.raw_os_error() == Some(nix::libc::EPERM) => {
+            return Err(permission_denied(pid));
+        }
+        Err(_) if !process_alive(pid) => return Err(AttachError::NoSuchProcess { pid }),
+        // Anything else (a mapping that just went away) is left to the sampler.
+        Err(_) => {}
     }
     Ok(())
 }
@@ -428,6 +454,13 @@ mod tests {
         );
         assert_eq!(preflight(0), Err(AttachError::NoSuchProcess { pid: 0 }));
         assert_eq!(preflight(std::process::id()), Ok(()));
+    }
+
+    #[test]
+    fn finds_a_readable_mapping() {
+        let maps = "55d0-55d1 ---p 0 00:00 0\n7f00-7f10 r-xp 0 08:01 12 /usr/bin/python3\n";
+        assert_eq!(first_readable_address(maps), Some(0x7f00));
+        assert_eq!(first_readable_address(""), None);
     }
 
     #[test]

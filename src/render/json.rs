@@ -29,12 +29,18 @@ struct Target<'a> {
     report: &'a TargetReport,
 }
 
-/// Write the check (or dump) as one pretty-printed JSON document.
-pub fn write<W: Write>(out: &mut W, report: &Report, eval: &Evaluation) -> io::Result<()> {
+/// Write the check (or dump) as one pretty-printed JSON document;
+/// `exit_code` is the code the command exits with.
+pub fn write<W: Write>(
+    out: &mut W,
+    report: &Report,
+    eval: &Evaluation,
+    exit_code: u8,
+) -> io::Result<()> {
     let document = Document {
         schema_version: SCHEMA_VERSION,
         status: eval.verdict.label,
-        exit_code: eval.verdict.exit_code,
+        exit_code,
         message: &eval.verdict.message,
         system: &report.system,
         targets: report
