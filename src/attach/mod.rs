@@ -4,10 +4,11 @@
 //! Read-only by construction: memory is read with `process_vm_readv` (through
 //! py-spy/remoteprocess); nothing is written or injected. In the default
 //! *validated nonblocking* mode the target is never stopped: the thread list is
-//! read repeatedly until two consecutive reads agree on every thread's code
-//! path (at most [`MAX_READS`] reads). Threads that keep changing are running
-//! code, are reported from the last read, and are flagged
-//! `stack_consistent: false`. `--blocking` uses py-spy's ptrace lock instead
+//! read until every thread's stack is known consistent — the thread provably
+//! did not run during the read (its scheduler counters did not move), or two
+//! consecutive reads agree on its code path — at most [`MAX_READS`] reads.
+//! Threads that keep changing are running code, are reported from the last
+//! read, and are flagged `stack_consistent: false`. `--blocking` uses py-spy's ptrace lock instead
 //! (one consistent read, the whole process paused meanwhile); the kernel
 //! releases that lock if zhw dies, so the target is never left stopped.
 
@@ -80,37 +81,31 @@ impl Sampler {
     /// Read every thread once (validated unless blocking) into a Snapshot.
     pub fn sample(&mut self) -> Result<Snapshot, AttachError> {
         let started = Instant::now();
-        let (traces, consistent, reads) = if self.options.blocking {
-            (self.read_once()?, None, 1)
+        let (pass, consistent, reads) = if self.options.blocking {
+            let traces = self.read_once()?;
+            (self.finish_pass(traces), None, 1)
         } else {
-            let (traces, consistent, reads) = self.read_validated()?;
-            (traces, Some(consistent), reads)
+            let (pass, consistent, reads) = self.read_validated()?;
+            (pass, Some(consistent), reads)
         };
         let duration = started.elapsed();
 
-        let tasks = TaskList::read(self.pid);
         let mut warnings = Vec::new();
-        let mut threads: Vec<ThreadSample> = traces
+        let mut threads: Vec<ThreadSample> = pass
+            .traces
             .iter()
-            .map(|trace| {
-                let os_thread_id = os_threads::resolve_tid(
-                    &self.spy.process,
-                    &tasks,
-                    trace.os_thread_id,
-                    trace.thread_id,
-                );
-                ThreadSample {
-                    thread_id: trace.thread_id,
-                    os_thread_id,
-                    name: trace.thread_name.clone(),
-                    on_cpu: os_thread_id.and_then(|tid| os_threads::on_cpu(self.pid, tid)),
-                    holds_gil: trace.owns_gil,
-                    is_main: os_thread_id == Some(self.pid),
-                    stack_consistent: consistent
-                        .as_ref()
-                        .is_none_or(|set| set.contains(&trace.thread_id)),
-                    frames: trace.frames.iter().map(convert_frame).collect(),
-                }
+            .zip(&pass.tids)
+            .map(|(trace, &os_thread_id)| ThreadSample {
+                thread_id: trace.thread_id,
+                os_thread_id,
+                name: trace.thread_name.clone(),
+                on_cpu: os_thread_id.and_then(|tid| pass.tasks.runnable(tid)),
+                holds_gil: trace.owns_gil,
+                is_main: os_thread_id == Some(self.pid),
+                stack_consistent: consistent
+                    .as_ref()
+                    .is_none_or(|set| set.contains(&trace.thread_id)),
+                frames: trace.frames.iter().map(convert_frame).collect(),
             })
             .collect();
         mark_main_thread(&mut threads);
@@ -158,25 +153,59 @@ impl Sampler {
         })
     }
 
-    fn read_validated(&mut self) -> Result<(Vec<StackTrace>, HashSet<u64>, u32), AttachError> {
-        let mut previous = self.read_once()?;
-        let mut reads = 1;
+    /// Read the thread list without stopping the target until every
+    /// thread's stack is known to be consistent: either the thread provably
+    /// did not run during the read (scheduler counters unchanged, asleep
+    /// before and after), or two consecutive reads agree on its code path.
+    /// In a server whose workers mostly wait, one read suffices.
+    fn read_validated(&mut self) -> Result<(Pass, HashSet<u64>, u32), AttachError> {
+        let mut previous: Option<Vec<StackTrace>> = None;
+        let mut reads = 0;
         loop {
-            let current = self.read_once()?;
+            let before = TaskList::read(self.pid);
+            let traces = self.read_once()?;
+            let pass = self.finish_pass(traces);
             reads += 1;
-            let consistent: HashSet<u64> = current
+            let consistent: HashSet<u64> = pass
+                .traces
                 .iter()
-                .filter(|now| {
-                    previous.iter().any(|before| {
-                        before.thread_id == now.thread_id && same_code_path(before, now)
-                    })
+                .zip(&pass.tids)
+                .filter(|(now, tid)| {
+                    tid.is_some_and(|tid| before.stayed_asleep(&pass.tasks, tid))
+                        || previous.as_ref().is_some_and(|earlier| {
+                            earlier.iter().any(|then| {
+                                then.thread_id == now.thread_id && same_code_path(then, now)
+                            })
+                        })
                 })
-                .map(|trace| trace.thread_id)
+                .map(|(trace, _)| trace.thread_id)
                 .collect();
-            if consistent.len() == current.len() || reads >= MAX_READS {
-                return Ok((current, consistent, reads));
+            if consistent.len() == pass.traces.len() || reads >= MAX_READS {
+                return Ok((pass, consistent, reads));
             }
-            previous = current;
+            previous = Some(pass.traces);
+        }
+    }
+
+    /// List the kernel's threads right after a read and match each Python
+    /// thread to its kernel thread.
+    fn finish_pass(&self, traces: Vec<StackTrace>) -> Pass {
+        let tasks = TaskList::read(self.pid);
+        let tids = traces
+            .iter()
+            .map(|trace| {
+                os_threads::resolve_tid(
+                    &self.spy.process,
+                    &tasks,
+                    trace.os_thread_id,
+                    trace.thread_id,
+                )
+            })
+            .collect();
+        Pass {
+            traces,
+            tids,
+            tasks,
         }
     }
 
@@ -198,6 +227,14 @@ impl Sampler {
             }
         }
     }
+}
+
+/// One read of the thread list with the kernel's view right after it.
+struct Pass {
+    traces: Vec<StackTrace>,
+    /// Kernel tid of each trace, where established.
+    tids: Vec<Option<u32>>,
+    tasks: TaskList,
 }
 
 /// Two reads of one thread show the same code path: same functions in the

@@ -8,8 +8,11 @@
 //! Every candidate tid is checked against `/proc/PID/task` before use, so a
 //! wrong guess (musl, another libc, another architecture) yields "unknown",
 //! never a wrong thread.
+//!
+//! The same listing records each thread's scheduler counters, which tell
+//! whether a thread ran at all while its stack was being read.
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::fs;
 
 use remoteprocess::ProcessMemory;
@@ -17,29 +20,83 @@ use remoteprocess::ProcessMemory;
 /// Offset of `tid` inside glibc's `struct pthread` on x86-64 (stable since glibc 2.x).
 const GLIBC_X86_64_PTHREAD_TID_OFFSET: usize = 0x2d0;
 
-/// The kernel's view of a process's threads at one moment.
+/// What the scheduler says about one kernel thread at one moment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchedMark {
+    /// State `R`: on a CPU or waiting for one.
+    pub runnable: bool,
+    /// Times the thread was put on a CPU (`/proc/…/schedstat`, third
+    /// field), and its accumulated run time in ns (first field); `None`
+    /// where the kernel has no schedstat.
+    pub runs: Option<(u64, u64)>,
+}
+
+/// The scheduler's view of every thread of a process at one moment.
 #[derive(Debug, Default)]
 pub struct TaskList {
-    tids: HashSet<u32>,
+    marks: HashMap<u32, SchedMark>,
 }
 
 impl TaskList {
-    /// List `/proc/PID/task`; an unreadable list is empty (every tid unknown).
+    /// List `/proc/PID/task` with each thread's state and run counters; an
+    /// unreadable list is empty (every tid unknown). Threads that exit while
+    /// being listed are left out.
     pub fn read(pid: u32) -> TaskList {
-        let tids = fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|entries| {
-                entries
-                    .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
-                    .collect()
+        let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            return TaskList::default();
+        };
+        let marks = entries
+            .filter_map(|entry| {
+                let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
+                let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+                let runs = fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
+                    .ok()
+                    .and_then(|text| parse_schedstat(&text));
+                Some((
+                    tid,
+                    SchedMark {
+                        runnable: scheduler_state(&stat)? == 'R',
+                        runs,
+                    },
+                ))
             })
-            .unwrap_or_default();
-        TaskList { tids }
+            .collect();
+        TaskList { marks }
     }
 
     /// Whether the kernel lists this tid for the process.
     pub fn contains(&self, tid: u32) -> bool {
-        self.tids.contains(&tid)
+        self.marks.contains_key(&tid)
     }
+
+    /// Whether the thread was runnable (`R`) when listed.
+    pub fn runnable(&self, tid: u32) -> Option<bool> {
+        self.marks.get(&tid).map(|mark| mark.runnable)
+    }
+
+    /// True when the thread provably did not run between `self` and
+    /// `later`: not runnable at either moment, never put on a CPU in
+    /// between, no run time added. A thread that did not run cannot have
+    /// changed its Python stack.
+    pub fn stayed_asleep(&self, later: &TaskList, tid: u32) -> bool {
+        match (self.marks.get(&tid), later.marks.get(&tid)) {
+            (Some(before), Some(after)) => {
+                !before.runnable
+                    && !after.runnable
+                    && before.runs.is_some()
+                    && before.runs == after.runs
+            }
+            _ => false,
+        }
+    }
+}
+
+fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
+    let mut fields = text.split_whitespace().map(|f| f.parse::<u64>().ok());
+    let runtime = fields.next()??;
+    let _run_delay = fields.next()??;
+    let switches_in = fields.next()??;
+    Some((switches_in, runtime))
 }
 
 /// Decide the kernel tid of one Python thread.
@@ -70,12 +127,6 @@ fn tid_from_pthread<M: ProcessMemory>(memory: &M, pthread: u64) -> Option<u32> {
     u32::try_from(tid).ok().filter(|tid| *tid > 0)
 }
 
-/// Whether the kernel shows the thread running (`R`); `None` if it cannot be read.
-pub fn on_cpu(pid: u32, tid: u32) -> Option<bool> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    scheduler_state(&stat).map(|state| state == 'R')
-}
-
 /// The state letter of a `stat` line; the command name may contain spaces and
 /// parentheses, so the state is the first field after the *last* `)`.
 fn scheduler_state(stat: &str) -> Option<char> {
@@ -86,6 +137,45 @@ fn scheduler_state(stat: &str) -> Option<char> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn mark(runnable: bool, runs: Option<(u64, u64)>) -> SchedMark {
+        SchedMark { runnable, runs }
+    }
+
+    fn list(marks: &[(u32, SchedMark)]) -> TaskList {
+        TaskList {
+            marks: marks.iter().copied().collect(),
+        }
+    }
+
+    #[test]
+    fn only_a_thread_that_provably_slept_is_quiet() {
+        let asleep = mark(false, Some((7, 1000)));
+        let before = list(&[
+            (1, asleep),
+            (2, asleep),
+            (3, asleep),
+            (4, mark(true, Some((5, 9)))),
+            (5, mark(false, None)),
+        ]);
+        let after = list(&[
+            (1, asleep),                       // untouched
+            (2, mark(false, Some((8, 1200)))), // woke, ran, slept again
+            (3, mark(true, Some((7, 1000)))),  // runnable now
+            (4, mark(true, Some((5, 9)))),     // on a CPU throughout: counters lag
+            (5, mark(false, None)),            // no schedstat: cannot tell
+        ]);
+        let quiet: Vec<u32> = (1..=6)
+            .filter(|tid| before.stayed_asleep(&after, *tid))
+            .collect();
+        assert_eq!(quiet, [1]);
+    }
+
+    #[test]
+    fn parses_schedstat() {
+        assert_eq!(parse_schedstat("613771 0 1\n"), Some((1, 613771)));
+        assert_eq!(parse_schedstat("x"), None);
+    }
 
     #[test]
     fn state_survives_hostile_command_names() {
