@@ -284,7 +284,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
         critical: args.critical,
     };
     let eval = evaluate(&report, thresholds, args.exit_codes);
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
     ignore_broken_pipe(match args.format {
         Format::Text => crate::render::text::check(
             &mut out,
@@ -310,7 +310,7 @@ fn dump(args: &DumpArgs) -> io::Result<u8> {
     // A dump succeeds when every target could be read.
     let unreadable = report.targets.iter().any(|t| t.error.is_some());
     let code = if unreadable { 2 } else { 0 };
-    let mut out = io::stdout().lock();
+    let mut out = io::BufWriter::new(io::stdout().lock());
     ignore_broken_pipe(match args.format {
         Format::Text => crate::render::text::dump(&mut out, &report).and_then(|()| out.flush()),
         Format::Json => {
@@ -330,7 +330,7 @@ fn record(args: &RecordArgs) -> io::Result<u8> {
     .and_then(|mut sampler| sampler.sample());
     match snapshot {
         Ok(snapshot) => {
-            let mut out = io::stdout().lock();
+            let mut out = io::BufWriter::new(io::stdout().lock());
             serde_json::to_writer_pretty(&mut out, &snapshot)
                 .map_err(crate::render::json::io_error)?;
             writeln!(out)?;
