@@ -29,13 +29,20 @@ fn any_python() -> std::path::PathBuf {
 
 /// A Python process that prints READY and then sleeps.
 fn sleeping_python() -> Reaped {
+    python_waiting(0)
+}
+
+/// A Python process with `threads` extra sleeping threads that prints READY
+/// once they run; killed and reaped on drop.
+fn python_waiting(threads: usize) -> Reaped {
+    let code = format!(
+        "import threading,time,sys\n\
+         for i in range({threads}): threading.Thread(target=time.sleep, args=(120,)).start()\n\
+         print('READY'); sys.stdout.flush(); time.sleep(120)"
+    );
     let mut child = Reaped(
         Command::new(any_python())
-            .args([
-                "-u",
-                "-c",
-                "import time,sys; print('READY'); sys.stdout.flush(); time.sleep(120)",
-            ])
+            .args(["-u", "-c", &code])
             .stdout(Stdio::piped())
             .spawn()
             .expect("start python"),
@@ -305,7 +312,7 @@ fn odd_targets_get_precise_errors() {
     );
 
     // A thread id is not a process id.
-    let target = sleeping_python_with_threads();
+    let target = python_waiting(3);
     let pid = target.0.id();
     let tid = std::fs::read_dir(format!("/proc/{pid}/task"))
         .expect("task dir")
@@ -323,7 +330,7 @@ fn odd_targets_get_precise_errors() {
 
 #[test]
 fn a_stopped_target_is_read_and_left_stopped() {
-    let target = sleeping_python_with_threads();
+    let target = python_waiting(3);
     let pid = target.0.id();
     let state = || {
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
@@ -362,7 +369,7 @@ fn a_stopped_target_is_read_and_left_stopped() {
 
 #[test]
 fn another_tracer_is_named_as_the_cause() {
-    let target = sleeping_python_with_threads();
+    let target = python_waiting(3);
     let pid = target.0.id();
     // Hold the process with our own ptrace seize, as a debugger would.
     let raw = nix::unistd::Pid::from_raw(pid as i32);
@@ -391,19 +398,4 @@ fn a_target_named_twice_counts_once() {
     let fixture = fixture.to_string_lossy();
     let run = zhw(&["check", "--replay", &fixture, &fixture]);
     assert_eq!(run.line(1), "Idle: 2\tBusy: 2");
-}
-
-/// A Python process with a few threads that prints READY once they run.
-fn sleeping_python_with_threads() -> Reaped {
-    let mut child = Reaped(
-        Command::new(any_python())
-            .args(["-u", "-c", "import threading,time,sys\nfor i in range(3): threading.Thread(target=time.sleep, args=(120,)).start()\nprint('READY'); sys.stdout.flush(); time.sleep(120)"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start python"),
-    );
-    let mut line = String::new();
-    let stdout = child.0.stdout.take().expect("stdout");
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
-    child
 }
