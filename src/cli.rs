@@ -18,6 +18,7 @@ use crate::inspect::{InspectOptions, Source, inspect};
 use crate::policy::{ExitCodes, Thresholds, evaluate};
 use crate::render::text::{CheckText, Layout};
 use crate::target::Target;
+use crate::threshold::Range;
 
 /// Tell what every thread of a running Python server is doing, from outside the process.
 #[derive(Debug, Parser)]
@@ -79,12 +80,23 @@ pub enum Format {
 pub struct CheckArgs {
     #[command(flatten)]
     pub read: ReadArgs,
-    /// WARNING when more than N workers are busy (default: from 4 busy).
-    #[arg(short = 'w', long = "warning", value_name = "N")]
-    pub warning: Option<u64>,
-    /// CRITICAL when more than N workers are busy (default: when no worker is idle).
-    #[arg(short = 'c', long = "critical", value_name = "N")]
-    pub critical: Option<u64>,
+    /// WARNING when the busy-worker count alerts RANGE (Nagios ranges: N = above N,
+    /// N: = below N, ~:N, N:M, @N:M = inside); default: from 4 busy.
+    #[arg(
+        short = 'w',
+        long = "warning",
+        value_name = "RANGE",
+        allow_hyphen_values = true
+    )]
+    pub warning: Option<Range>,
+    /// CRITICAL when the busy-worker count alerts RANGE; default: when no worker is idle.
+    #[arg(
+        short = 'c',
+        long = "critical",
+        value_name = "RANGE",
+        allow_hyphen_values = true
+    )]
+    pub critical: Option<Range>,
     /// Exit codes: the original check's, or the Nagios plugin standard.
     #[arg(long, value_enum, default_value_t = ExitCodes::Original)]
     pub exit_codes: ExitCodes,
@@ -280,10 +292,10 @@ fn inspect_options(read: &ReadArgs) -> InspectOptions {
 fn check(args: &CheckArgs) -> io::Result<u8> {
     let report = inspect(&sources(&args.read), inspect_options(&args.read));
     let thresholds = Thresholds {
-        warning: args.warning,
-        critical: args.critical,
+        warning: args.warning.clone(),
+        critical: args.critical.clone(),
     };
-    let eval = evaluate(&report, thresholds, args.exit_codes);
+    let eval = evaluate(&report, &thresholds, args.exit_codes);
     let mut out = io::BufWriter::new(io::stdout().lock());
     ignore_broken_pipe(match args.format {
         Format::Text => crate::render::text::check(
@@ -306,7 +318,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
 
 fn dump(args: &DumpArgs) -> io::Result<u8> {
     let report = inspect(&sources(&args.read), inspect_options(&args.read));
-    let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);
+    let eval = evaluate(&report, &Thresholds::default(), ExitCodes::Original);
     // A dump succeeds when every target could be read.
     let unreadable = report.targets.iter().any(|t| t.error.is_some());
     let code = if unreadable { 2 } else { 0 };

@@ -77,7 +77,7 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
             inject_delay: Duration::ZERO,
         },
     );
-    let eval = evaluate(&report, Thresholds::default(), ExitCodes::Original);
+    let eval = evaluate(&report, &Thresholds::default(), ExitCodes::Original);
     crate::render::text::check(
         &mut out,
         &report,

@@ -19,3 +19,4 @@ pub mod report;
 pub mod sanitize;
 pub mod source;
 pub mod target;
+pub mod threshold;

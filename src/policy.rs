@@ -12,6 +12,8 @@
 
 use serde::Serialize;
 
+use crate::threshold::Range;
+
 /// The original check's message texts, kept byte for byte.
 pub const MSG_OK: &str = "Everything looks fine";
 /// Warning text of the original check.
@@ -46,13 +48,13 @@ pub enum ExitCodes {
     Nagios,
 }
 
-/// Busy-worker thresholds; `None` keeps the original rule.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Busy-worker thresholds (Nagios ranges); `None` keeps the original rule.
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct Thresholds {
-    /// WARNING when more than this many workers are busy.
-    pub warning: Option<u64>,
-    /// CRITICAL when more than this many workers are busy.
-    pub critical: Option<u64>,
+    /// WARNING when the busy count alerts this range (`-w 3`: above 3).
+    pub warning: Option<Range>,
+    /// CRITICAL when the busy count alerts this range.
+    pub critical: Option<Range>,
 }
 
 /// Worker counts of one target, the input of the rules.
@@ -96,15 +98,15 @@ pub struct Verdict {
 }
 
 /// Judge one inspected target.
-pub fn judge(counts: Counts, thresholds: Thresholds) -> TargetVerdict {
+pub fn judge(counts: Counts, thresholds: &Thresholds) -> TargetVerdict {
     // A pool with no worker at all has no free worker whatever the limit.
     let critical = counts.workers() == 0
-        || match thresholds.critical {
-            Some(limit) => counts.busy > limit,
+        || match &thresholds.critical {
+            Some(range) => range.alerts(counts.busy as f64),
             None => counts.idle == 0,
         };
-    let warning = match thresholds.warning {
-        Some(limit) => counts.busy > limit,
+    let warning = match &thresholds.warning {
+        Some(range) => range.alerts(counts.busy as f64),
         None => counts.busy >= DEFAULT_WARNING_BUSY,
     };
     let (status, message) = if critical {
@@ -194,14 +196,23 @@ pub fn overall(targets: &[(String, TargetVerdict)], codes: ExitCodes) -> Verdict
     }
 }
 
-/// The effective warning/critical limits on busy workers, for perfdata.
+/// The effective warning/critical ranges on busy workers, for perfdata.
 ///
-/// The original rules expressed as "busy > N": WARNING from 4 busy is
-/// `warn=3`; CRITICAL when none is idle is `crit=workers-1`.
-pub fn effective_limits(thresholds: Thresholds, workers: u64) -> (Option<u64>, Option<u64>) {
+/// The original rules expressed as ranges: WARNING from 4 busy is `3`
+/// (alert above 3); CRITICAL when none is idle is `workers-1`.
+pub fn effective_limits(thresholds: &Thresholds, workers: u64) -> (Option<String>, Option<String>) {
     (
-        Some(thresholds.warning.unwrap_or(DEFAULT_WARNING_BUSY - 1)),
-        thresholds.critical.or(workers.checked_sub(1)),
+        Some(
+            thresholds
+                .warning
+                .clone()
+                .unwrap_or_else(|| Range::above(DEFAULT_WARNING_BUSY - 1))
+                .to_string(),
+        ),
+        match &thresholds.critical {
+            Some(range) => Some(range.to_string()),
+            None => workers.checked_sub(1).map(|limit| limit.to_string()),
+        },
     )
 }
 
@@ -213,10 +224,10 @@ pub struct Perfdatum {
     pub label: String,
     /// Current value.
     pub value: u64,
-    /// Warning limit ("alert above").
-    pub warn: Option<u64>,
-    /// Critical limit ("alert above").
-    pub crit: Option<u64>,
+    /// Warning range, as given (or the original rule as "alert above N").
+    pub warn: Option<String>,
+    /// Critical range, as given (or the original rule as "alert above N").
+    pub crit: Option<String>,
     /// Minimum possible value.
     pub min: Option<u64>,
     /// Maximum possible value.
@@ -226,6 +237,7 @@ pub struct Perfdatum {
 impl std::fmt::Display for Perfdatum {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let opt = |v: Option<u64>| v.map(|v| v.to_string()).unwrap_or_default();
+        let text = |v: &Option<String>| v.clone().unwrap_or_default();
         let needs_quotes = self.label.contains([' ', '\'', '=']);
         if needs_quotes {
             write!(f, "'{}'", self.label.replace('\'', "''"))?;
@@ -236,8 +248,8 @@ impl std::fmt::Display for Perfdatum {
             f,
             "={};{};{};{};{}",
             self.value,
-            opt(self.warn),
-            opt(self.crit),
+            text(&self.warn),
+            text(&self.crit),
             opt(self.min),
             opt(self.max)
         )
@@ -246,7 +258,7 @@ impl std::fmt::Display for Perfdatum {
 
 /// Performance data for one target: busy (with limits), idle and worker
 /// totals. `prefix` names the target when several are checked.
-pub fn perfdata(prefix: Option<&str>, counts: Counts, thresholds: Thresholds) -> Vec<Perfdatum> {
+pub fn perfdata(prefix: Option<&str>, counts: Counts, thresholds: &Thresholds) -> Vec<Perfdatum> {
     let label = |what: &str| match prefix {
         Some(name) => format!("{name} {what}"),
         None => what.to_string(),
@@ -298,7 +310,7 @@ pub struct Evaluation {
 /// Judge every target of a report and combine them.
 pub fn evaluate(
     report: &crate::report::Report,
-    thresholds: Thresholds,
+    thresholds: &Thresholds,
     codes: ExitCodes,
 ) -> Evaluation {
     let several = report.targets.len() > 1;
@@ -332,6 +344,10 @@ pub fn evaluate(
 mod tests {
     use super::*;
 
+    fn judge_(c: Counts, t: &Thresholds) -> TargetVerdict {
+        judge(c, t)
+    }
+
     fn counts(busy: u64, idle: u64) -> Counts {
         Counts { busy, idle }
     }
@@ -349,55 +365,69 @@ mod tests {
             (counts(9, 1), Status::Warning),
         ];
         for (c, expected) in rows {
-            assert_eq!(judge(c, none).status, expected, "{c:?}");
+            assert_eq!(judge(c, &none).status, expected, "{c:?}");
         }
-        assert_eq!(judge(counts(2, 2), none).message, "Everything looks fine");
-        assert_eq!(judge(counts(4, 2), none).message, "Warning, high load");
+        assert_eq!(judge_(counts(2, 2), &none).message, "Everything looks fine");
+        assert_eq!(judge_(counts(4, 2), &none).message, "Warning, high load");
         assert_eq!(
-            judge(counts(4, 0), none).message,
+            judge_(counts(4, 0), &none).message,
             "No more Zeo client available"
         );
     }
 
     #[test]
-    fn thresholds_replace_their_own_rule() {
-        let w1 = Thresholds {
-            warning: Some(1),
+    fn ranges_in_thresholds() {
+        let range = |w: &str| Thresholds {
+            warning: Some(w.parse().expect("range")),
             critical: None,
         };
-        assert_eq!(judge(counts(1, 3), w1).status, Status::Ok);
-        assert_eq!(judge(counts(2, 2), w1).status, Status::Warning);
+        // "10:" alerts below 10: WARNING while fewer than 2 are busy.
+        assert_eq!(judge_(counts(1, 3), &range("2:")).status, Status::Warning);
+        assert_eq!(judge_(counts(2, 2), &range("2:")).status, Status::Ok);
+        assert_eq!(judge_(counts(2, 2), &range("@2:3")).status, Status::Warning);
+        assert_eq!(judge_(counts(1, 3), &range("@2:3")).status, Status::Ok);
+        assert_eq!(judge_(counts(3, 1), &range("~:2")).status, Status::Warning);
+    }
+
+    #[test]
+    fn thresholds_replace_their_own_rule() {
+        let w1 = Thresholds {
+            warning: Some(Range::above(1)),
+            critical: None,
+        };
+        assert_eq!(judge_(counts(1, 3), &w1).status, Status::Ok);
+        assert_eq!(judge_(counts(2, 2), &w1).status, Status::Warning);
         assert_eq!(
-            judge(counts(4, 0), w1).status,
+            judge_(counts(4, 0), &w1).status,
             Status::Critical,
             "idle==0 rule stays"
         );
         let c2 = Thresholds {
             warning: None,
-            critical: Some(2),
+            critical: Some(Range::above(2)),
         };
-        assert_eq!(judge(counts(3, 1), c2).status, Status::Critical);
+        assert_eq!(judge_(counts(3, 1), &c2).status, Status::Critical);
         assert_eq!(
-            judge(counts(2, 0), c2).status,
+            judge_(counts(2, 0), &c2).status,
             Status::Ok,
             "critical rule replaced"
         );
         assert_eq!(
-            judge(counts(0, 0), c2).status,
+            judge_(counts(0, 0), &c2).status,
             Status::Critical,
             "no workers at all"
         );
         let wide = Thresholds {
-            warning: Some(10),
-            critical: Some(20),
+            warning: Some(Range::above(10)),
+            critical: Some(Range::above(20)),
         };
-        assert_eq!(judge(counts(4, 0), wide).status, Status::Ok);
+        assert_eq!(judge_(counts(4, 0), &wide).status, Status::Ok);
     }
 
     #[test]
     fn exit_codes_in_both_mappings() {
-        let ok = judge(counts(0, 1), Thresholds::default());
-        let crit = judge(counts(1, 0), Thresholds::default());
+        let ok = judge_(counts(0, 1), &Thresholds::default());
+        let crit = judge_(counts(1, 0), &Thresholds::default());
         let gone = judge_failure("gone", true);
         let unreadable = judge_failure("denied", false);
         use ExitCodes::*;
@@ -413,7 +443,7 @@ mod tests {
     #[test]
     fn worst_target_wins() {
         let t = |name: &str, v: TargetVerdict| (name.to_string(), v);
-        let warn = judge(counts(4, 2), Thresholds::default());
+        let warn = judge_(counts(4, 2), &Thresholds::default());
         let fail = judge_failure("pid 9 is not running", true);
         let unknown = judge_failure("denied", false);
         let both = [t("a", warn.clone()), t("b", unknown.clone())];
@@ -433,27 +463,27 @@ mod tests {
             single.message, "denied",
             "no name suffix for a single target"
         );
-        let ok = judge(counts(1, 3), Thresholds::default());
+        let ok = judge_(counts(1, 3), &Thresholds::default());
         let all_ok = overall(&[t("a", ok.clone()), t("b", ok)], ExitCodes::Original);
         assert_eq!(
             all_ok.message, "Everything looks fine",
             "an OK check names nobody"
         );
-        let crit = judge(counts(4, 0), Thresholds::default());
+        let crit = judge_(counts(4, 0), &Thresholds::default());
         let two = overall(&[t("a", crit.clone()), t("b", crit)], ExitCodes::Original);
         assert_eq!(two.message, "No more Zeo client available (a, b)");
     }
 
     #[test]
     fn perfdata_format() {
-        let items = perfdata(None, counts(2, 2), Thresholds::default());
+        let items = perfdata(None, counts(2, 2), &Thresholds::default());
         let text: Vec<String> = items.iter().map(ToString::to_string).collect();
         assert_eq!(text, ["busy=2;3;3;0;4", "idle=2;;;0;4", "workers=4;;;0;"]);
         let named = perfdata(
             Some("client1"),
             counts(1, 5),
-            Thresholds {
-                warning: Some(2),
+            &Thresholds {
+                warning: Some(Range::above(2)),
                 critical: None,
             },
         );
@@ -471,19 +501,20 @@ mod tests {
 
     #[test]
     fn perfdata_limits() {
+        let s = |v: &str| Some(v.to_string());
         assert_eq!(
-            effective_limits(Thresholds::default(), 4),
-            (Some(3), Some(3))
+            effective_limits(&Thresholds::default(), 4),
+            (s("3"), s("3"))
         );
         assert_eq!(
-            effective_limits(Thresholds::default(), 6),
-            (Some(3), Some(5))
+            effective_limits(&Thresholds::default(), 6),
+            (s("3"), s("5"))
         );
-        assert_eq!(effective_limits(Thresholds::default(), 0), (Some(3), None));
+        assert_eq!(effective_limits(&Thresholds::default(), 0), (s("3"), None));
         let t = Thresholds {
-            warning: Some(1),
-            critical: Some(2),
+            warning: Some("1:".parse().expect("range")),
+            critical: Some("@2:9".parse().expect("range")),
         };
-        assert_eq!(effective_limits(t, 4), (Some(1), Some(2)));
+        assert_eq!(effective_limits(&t, 4), (s("1:"), s("@2:9")));
     }
 }

@@ -56,7 +56,7 @@ fn ok_check_is_two_lines_with_perfdata() {
 
 #[test]
 fn thresholds_on_a_recording() {
-    let rows: [(&[&str], &str, i32); 5] = [
+    let rows: [(&[&str], &str, i32); 10] = [
         (
             &["-w", "1"],
             "WARNING - Warning, high load | busy=2;1;3;0;4",
@@ -82,6 +82,32 @@ fn thresholds_on_a_recording() {
             "WARNING - Warning, high load | busy=2;0;5;0;4",
             1,
         ),
+        // The monitoring-plugins range forms, on 2 busy of 4.
+        (
+            &["-w", "3:"],
+            "WARNING - Warning, high load | busy=2;3:;3;0;4",
+            1,
+        ),
+        (
+            &["-w", "~:2"],
+            "OK - Everything looks fine | busy=2;~:2;3;0;4",
+            0,
+        ),
+        (
+            &["-w", "1:3"],
+            "OK - Everything looks fine | busy=2;1:3;3;0;4",
+            0,
+        ),
+        (
+            &["-c", "@2:3"],
+            "CRITICAL - No more Zeo client available | busy=2;3;@2:3;0;4",
+            3,
+        ),
+        (
+            &["-w", "@0:1", "-c", "@5:9"],
+            "OK - Everything looks fine | busy=2;@0:1;@5:9;0;4",
+            0,
+        ),
     ];
     for (extra, first, code) in rows {
         let mut args = vec!["check", "--replay"];
@@ -96,6 +122,37 @@ fn thresholds_on_a_recording() {
         );
         assert_eq!(run.code, code, "{extra:?}");
     }
+}
+
+#[test]
+fn malformed_ranges_name_the_argument() {
+    let path = fixture(TWO_BUSY);
+    let run = zhw(&["check", "--replay", "-w", "5:1", &path]);
+    assert_eq!(run.code, 2);
+    assert!(run.stderr.contains("--warning <RANGE>"), "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("the start of \"5:1\" is greater than its end"),
+        "{}",
+        run.stderr
+    );
+    let run = zhw(&[
+        "check",
+        "--replay",
+        "--exit-codes",
+        "nagios",
+        "-c",
+        "lots",
+        &path,
+    ]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.first_line().starts_with(
+            "UNKNOWN - invalid arguments: invalid value 'lots' for '--critical <RANGE>'"
+        ),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
