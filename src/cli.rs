@@ -40,6 +40,30 @@ pub enum Command {
     /// Write one raw snapshot of a process as JSON (for bug reports and test fixtures).
     #[command(hide = true)]
     Record(RecordArgs),
+    /// Print the man page or a shell completion script (used by packaging).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `zhw generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// What to print.
+    #[arg(value_enum)]
+    pub what: Generated,
+}
+
+/// Files generated from the clap definitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Generated {
+    /// The zhw(1) man page (roff).
+    Man,
+    /// bash completion script.
+    Bash,
+    /// zsh completion script.
+    Zsh,
+    /// fish completion script.
+    Fish,
 }
 
 /// Options shared by every command that reads targets.
@@ -241,6 +265,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Dump(args) => dump(&args),
         Command::Demo(args) => crate::demo::run(&args.python, args.busy),
         Command::Record(args) => record(&args),
+        Command::Generate(args) => generate(args.what),
     };
     match result {
         Ok(code) => ExitCode::from(code),
@@ -330,6 +355,25 @@ fn dump(args: &DumpArgs) -> io::Result<u8> {
         }
     })?;
     Ok(code)
+}
+
+fn generate(what: Generated) -> io::Result<u8> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut out = io::BufWriter::new(io::stdout().lock());
+    let shell = match what {
+        Generated::Man => {
+            clap_mangen::Man::new(command).render(&mut out)?;
+            return ignore_broken_pipe(out.flush()).map(|()| 0);
+        }
+        Generated::Bash => clap_complete::Shell::Bash,
+        Generated::Zsh => clap_complete::Shell::Zsh,
+        Generated::Fish => clap_complete::Shell::Fish,
+    };
+    // Into memory first: clap_complete panics on a failed write (a closed pipe).
+    let mut script = Vec::new();
+    clap_complete::generate(shell, &mut command, "zhw", &mut script);
+    ignore_broken_pipe(out.write_all(&script).and_then(|()| out.flush())).map(|()| 0)
 }
 
 fn record(args: &RecordArgs) -> io::Result<u8> {
