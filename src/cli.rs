@@ -14,8 +14,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::attach::{SampleOptions, Sampler};
 use crate::classify::{Profile, profiles};
-use crate::inspect::{InspectOptions, Source, inspect};
-use crate::policy::{ExitCodes, Thresholds, evaluate};
+use crate::inspect::{InspectOptions, Source, TargetSpec, inspect};
+use crate::policy::{CheckPolicy, ExitCodes, OnTimeout, Thresholds, evaluate};
 use crate::render::text::{CheckText, Layout};
 use crate::target::Target;
 use crate::threshold::Range;
@@ -72,9 +72,10 @@ pub struct ReadArgs {
     /// PIDs or pidfiles (e.g. var/client1.pid) of the server processes.
     #[arg(value_name = "TARGET", required = true)]
     pub targets: Vec<OsString>,
-    /// Answer within this many seconds, whatever happens.
-    #[arg(short = 't', long, default_value_t = 10.0, value_name = "SECONDS", value_parser = parse_timeout)]
-    pub timeout: f64,
+    /// Answer within this many seconds, whatever happens; `:STATE` (OK, WARNING,
+    /// CRITICAL, UNKNOWN) sets the status of a target that did not answer in time.
+    #[arg(short = 't', long, default_value = "10", value_name = "SECONDS[:STATE]", value_parser = parse_timeout)]
+    pub timeout: TimeoutArg,
     /// Pause the whole process while reading (py-spy's default; consistent but stalls the target).
     #[arg(long)]
     pub blocking: bool,
@@ -133,6 +134,18 @@ pub struct CheckArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Name the targets in reports and perfdata labels, in the order the targets are given.
+    #[arg(long = "name", value_name = "NAME")]
+    pub names: Vec<String>,
+    /// A further target whose absence (not running) is reported but does not change the status.
+    #[arg(long = "optional", value_name = "TARGET")]
+    pub optional: Vec<OsString>,
+    /// Remember each target's worker pool here between runs; a pool that shrank is CRITICAL.
+    #[arg(long, value_name = "PATH")]
+    pub state_file: Option<PathBuf>,
+    /// CRITICAL when a target has fewer than N worker threads (workers died).
+    #[arg(long, value_name = "N")]
+    pub expect_workers: Option<u64>,
 }
 
 /// `zhw dump`.
@@ -166,15 +179,41 @@ pub struct RecordArgs {
     pub blocking: bool,
 }
 
-fn parse_timeout(text: &str) -> Result<f64, String> {
-    let seconds: f64 = text
+/// `-t SECONDS[:STATE]`, as monitoring-plugins write it (`-t 8:UNKNOWN`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TimeoutArg {
+    /// The deadline.
+    pub seconds: f64,
+    /// The status of a target that misses it.
+    pub on_timeout: OnTimeout,
+}
+
+fn parse_timeout(text: &str) -> Result<TimeoutArg, String> {
+    let (number, state) = match text.split_once(':') {
+        Some((number, state)) => (number, Some(state)),
+        None => (text, None),
+    };
+    let seconds: f64 = number
         .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if seconds.is_finite() && (0.01..=3600.0).contains(&seconds) {
-        Ok(seconds)
-    } else {
-        Err("the timeout must be between 0.01 and 3600 seconds".into())
+        .map_err(|_| format!("{number:?} is not a number of seconds"))?;
+    if !(seconds.is_finite() && (0.01..=3600.0).contains(&seconds)) {
+        return Err("the timeout must be between 0.01 and 3600 seconds".into());
     }
+    let on_timeout = match state.map(str::to_ascii_uppercase).as_deref() {
+        None | Some("UNKNOWN") | Some("FAILURE") => OnTimeout::Unknown,
+        Some("OK") => OnTimeout::Ok,
+        Some("WARNING") => OnTimeout::Warning,
+        Some("CRITICAL") => OnTimeout::Critical,
+        Some(other) => {
+            return Err(format!(
+                "{other:?} is not a status (OK, WARNING, CRITICAL or UNKNOWN)"
+            ));
+        }
+    };
+    Ok(TimeoutArg {
+        seconds,
+        on_timeout,
+    })
 }
 
 fn parse_profile(name: &str) -> Result<&'static Profile, String> {
@@ -279,19 +318,47 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// The targets as sources, each distinct word once (naming a target twice
 /// must not count its workers twice).
-fn sources(read: &ReadArgs) -> Vec<Source> {
+fn sources(read: &ReadArgs) -> Vec<TargetSpec> {
     let mut seen = std::collections::HashSet::new();
     read.targets
         .iter()
         .filter(|word| seen.insert(word.as_os_str()))
-        .map(|word| {
-            if read.replay {
-                Source::Replay(PathBuf::from(word))
-            } else {
-                Source::Live(Target::parse(word))
-            }
-        })
+        .map(|word| source(read, word).into())
         .collect()
+}
+
+fn source(read: &ReadArgs, word: &OsString) -> Source {
+    if read.replay {
+        Source::Replay(PathBuf::from(word))
+    } else {
+        Source::Live(Target::parse(word))
+    }
+}
+
+/// The check's targets: the positional ones (named by `--name` in order),
+/// then the `--optional` ones.
+fn check_specs(args: &CheckArgs) -> Result<Vec<TargetSpec>, String> {
+    let mut specs = sources(&args.read);
+    if args.names.len() > specs.len() {
+        return Err(format!(
+            "{} --name given for {} target(s)",
+            args.names.len(),
+            specs.len()
+        ));
+    }
+    for (spec, name) in specs.iter_mut().zip(&args.names) {
+        spec.name = Some(name.clone());
+    }
+    for word in &args.optional {
+        if !args.read.targets.contains(word) {
+            specs.push(TargetSpec {
+                source: source(&args.read, word),
+                name: None,
+                optional: true,
+            });
+        }
+    }
+    Ok(specs)
 }
 
 /// Output that could not be written because the reader went away (`| head`)
@@ -308,19 +375,44 @@ fn inspect_options(read: &ReadArgs) -> InspectOptions {
         sample: SampleOptions {
             blocking: read.blocking,
         },
-        timeout: Duration::from_secs_f64(read.timeout),
+        timeout: Duration::from_secs_f64(read.timeout.seconds),
         profile: read.profile,
         inject_delay: Duration::from_millis(read.inject_delay_ms),
     }
 }
 
 fn check(args: &CheckArgs) -> io::Result<u8> {
-    let report = inspect(&sources(&args.read), inspect_options(&args.read));
-    let thresholds = Thresholds {
-        warning: args.warning.clone(),
-        critical: args.critical.clone(),
+    let specs = match check_specs(args) {
+        Ok(specs) => specs,
+        Err(message) => {
+            let code = if args.exit_codes == ExitCodes::Nagios {
+                3
+            } else {
+                2
+            };
+            eprintln!("error: {message}");
+            usage_status_line(code, &message);
+            return Ok(code);
+        }
     };
-    let eval = evaluate(&report, &thresholds, args.exit_codes);
+    let mut report = inspect(&specs, inspect_options(&args.read));
+    if let Some(path) = &args.state_file {
+        let remembered = crate::state::remember(path, &report);
+        for (target, workers) in report.targets.iter_mut().zip(remembered.workers) {
+            target.remembered_workers = workers;
+        }
+        report.warnings.extend(remembered.warnings);
+    }
+    let policy = CheckPolicy {
+        thresholds: Thresholds {
+            warning: args.warning.clone(),
+            critical: args.critical.clone(),
+        },
+        codes: args.exit_codes,
+        on_timeout: args.read.timeout.on_timeout,
+        expect_workers: args.expect_workers,
+    };
+    let eval = evaluate(&report, &policy);
     let mut out = io::BufWriter::new(io::stdout().lock());
     ignore_broken_pipe(match args.format {
         Format::Text => crate::render::text::check(
@@ -343,7 +435,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
 
 fn dump(args: &DumpArgs) -> io::Result<u8> {
     let report = inspect(&sources(&args.read), inspect_options(&args.read));
-    let eval = evaluate(&report, &Thresholds::default(), ExitCodes::Original);
+    let eval = evaluate(&report, &CheckPolicy::default());
     // A dump succeeds when every target could be read.
     let unreadable = report.targets.iter().any(|t| t.error.is_some());
     let code = if unreadable { 2 } else { 0 };
@@ -431,6 +523,19 @@ mod tests {
         assert!(parse_timeout("1e-9").is_err());
         assert!(parse_timeout("inf").is_err());
         assert!(parse_timeout("abc").is_err());
-        assert_eq!(parse_timeout("2.5"), Ok(2.5));
+        assert!(parse_timeout("8:MAYBE").is_err());
+        assert_eq!(parse_timeout("2.5").map(|t| t.seconds), Ok(2.5));
+        assert_eq!(
+            parse_timeout("8:critical").map(|t| t.on_timeout),
+            Ok(OnTimeout::Critical)
+        );
+        assert_eq!(
+            parse_timeout("8:UNKNOWN").map(|t| t.on_timeout),
+            Ok(OnTimeout::Unknown)
+        );
+        assert_eq!(
+            parse_timeout("8").map(|t| t.on_timeout),
+            Ok(OnTimeout::Unknown)
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use crate::inspect::{InspectOptions, Source, inspect};
-use crate::policy::{ExitCodes, Thresholds, evaluate};
+use crate::policy::{CheckPolicy, evaluate};
 use crate::render::text::{CheckText, Layout};
 use crate::target::Target;
 
@@ -69,7 +69,7 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
     writeln!(out, "demo: zhw check -v {pid}\n")?;
 
     let report = inspect(
-        &[Source::Live(Target::Pid(pid))],
+        &[Source::Live(Target::Pid(pid)).into()],
         InspectOptions {
             sample: Default::default(),
             timeout: Duration::from_secs(10),
@@ -77,7 +77,7 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
             inject_delay: Duration::ZERO,
         },
     );
-    let eval = evaluate(&report, &Thresholds::default(), ExitCodes::Original);
+    let eval = evaluate(&report, &CheckPolicy::default());
     crate::render::text::check(
         &mut out,
         &report,

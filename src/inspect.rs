@@ -28,6 +28,38 @@ pub enum Source {
     Replay(PathBuf),
 }
 
+/// One target of a check: where to read it, and how the user labelled it.
+#[derive(Debug, Clone)]
+pub struct TargetSpec {
+    /// Where the snapshot comes from.
+    pub source: Source,
+    /// `--name`: the label in reports and perfdata instead of the pidfile's stem.
+    pub name: Option<String>,
+    /// `--optional`: absence does not change the status.
+    pub optional: bool,
+}
+
+impl From<Source> for TargetSpec {
+    fn from(source: Source) -> Self {
+        TargetSpec {
+            source,
+            name: None,
+            optional: false,
+        }
+    }
+}
+
+impl TargetSpec {
+    /// Put the user's label and flags on a finished report.
+    fn label(&self, mut report: TargetReport) -> TargetReport {
+        if let Some(name) = &self.name {
+            report.name = crate::sanitize::label(name);
+        }
+        report.optional = self.optional;
+        report
+    }
+}
+
 /// How to inspect.
 #[derive(Debug, Clone, Copy)]
 pub struct InspectOptions {
@@ -47,12 +79,12 @@ pub struct InspectOptions {
 const MAX_PARALLEL: usize = 8;
 
 /// Inspect every source and gather the facts.
-pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
+pub fn inspect(specs: &[TargetSpec], options: InspectOptions) -> Report {
     let deadline = Instant::now() + options.timeout;
-    let queue = Arc::new(sources.to_vec());
+    let queue = Arc::new(specs.to_vec());
     let next = Arc::new(AtomicUsize::new(0));
     let (sender, receiver) = mpsc::channel();
-    for worker in 0..sources.len().min(MAX_PARALLEL) {
+    for worker in 0..specs.len().min(MAX_PARALLEL) {
         let (queue, next, sender) = (Arc::clone(&queue), Arc::clone(&next), sender.clone());
         // A failed spawn just means fewer workers; the others drain the queue,
         // and whatever is left at the deadline is reported as a timeout.
@@ -61,13 +93,14 @@ pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
             .spawn(move || {
                 loop {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(source) = queue.get(index) else {
+                    let Some(spec) = queue.get(index) else {
                         break;
                     };
                     if Instant::now() >= deadline {
                         break;
                     }
-                    if sender.send((index, inspect_one(source, options))).is_err() {
+                    let report = spec.label(inspect_one(&spec.source, options));
+                    if sender.send((index, report)).is_err() {
                         break;
                     }
                 }
@@ -75,7 +108,7 @@ pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
     }
     drop(sender);
 
-    let mut results: Vec<Option<TargetReport>> = vec![None; sources.len()];
+    let mut results: Vec<Option<TargetReport>> = vec![None; specs.len()];
     while results.iter().any(Option::is_none) {
         let remaining = deadline.saturating_duration_since(Instant::now());
         match receiver.recv_timeout(remaining) {
@@ -85,21 +118,22 @@ pub fn inspect(sources: &[Source], options: InspectOptions) -> Report {
     }
     let mut targets: Vec<TargetReport> = results
         .into_iter()
-        .zip(sources)
-        .map(|(result, source)| {
+        .zip(specs)
+        .map(|(result, spec)| {
             result.unwrap_or_else(|| {
                 let message = format!(
                     "timed out after {}s inspecting {}",
                     options.timeout.as_secs_f64(),
-                    describe(source)
+                    describe(&spec.source)
                 );
-                failure_for(source, None, "timeout", message, false)
+                spec.label(failure_for(&spec.source, None, "timeout", message, false))
             })
         })
         .collect();
     disambiguate_names(&mut targets);
     Report {
         system: SystemFacts::read(),
+        warnings: Vec::new(),
         targets,
     }
 }

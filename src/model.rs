@@ -77,6 +77,10 @@ pub struct ProcessFacts {
     pub uptime_seconds: Option<f64>,
     /// The process's command line, control characters removed at render time.
     pub command: Option<String>,
+    /// Start time in clock ticks since boot: with the PID, identifies the
+    /// process across runs (a restarted server has a new one).
+    #[serde(default)]
+    pub start_ticks: Option<u64>,
 }
 
 /// How one sample was taken, for the curious and for benchmarks.

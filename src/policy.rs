@@ -97,7 +97,61 @@ pub struct Verdict {
     pub exit_code: u8,
 }
 
+/// The status to report when a target does not answer within `--timeout`
+/// (`-t 8:CRITICAL`); by default it cannot be inspected (FAILURE/UNKNOWN).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OnTimeout {
+    /// OK.
+    Ok,
+    /// WARNING.
+    Warning,
+    /// CRITICAL.
+    Critical,
+    /// FAILURE (original codes) / UNKNOWN (Nagios codes).
+    #[default]
+    Unknown,
+}
+
+/// Everything that turns a report into statuses.
+#[derive(Debug, Clone, Default)]
+pub struct CheckPolicy {
+    /// `-w`/`-c`.
+    pub thresholds: Thresholds,
+    /// `--exit-codes`.
+    pub codes: ExitCodes,
+    /// `-t SECONDS:STATE`.
+    pub on_timeout: OnTimeout,
+    /// `--expect-workers N`: fewer workers means some died.
+    pub expect_workers: Option<u64>,
+}
+
 /// Judge one inspected target.
+///
+/// `expected_workers` is the pool size it should have (`--expect-workers`,
+/// or remembered by `--state-file`); fewer means workers died: CRITICAL.
+pub fn judge_pool(
+    counts: Counts,
+    thresholds: &Thresholds,
+    expected_workers: Option<u64>,
+) -> TargetVerdict {
+    if let Some(expected) = expected_workers
+        && counts.workers() < expected
+    {
+        let died = expected - counts.workers();
+        let plural = if died == 1 { "" } else { "s" };
+        return TargetVerdict {
+            status: Status::Critical,
+            not_running: false,
+            message: format!(
+                "{died} worker thread{plural} died ({expected} expected, {} found)",
+                counts.workers()
+            ),
+        };
+    }
+    judge(counts, thresholds)
+}
+
+/// Judge one inspected target by the original rules and thresholds.
 pub fn judge(counts: Counts, thresholds: &Thresholds) -> TargetVerdict {
     // A pool with no worker at all has no free worker whatever the limit.
     let critical = counts.workers() == 0
@@ -308,14 +362,11 @@ pub struct Evaluation {
 }
 
 /// Judge every target of a report and combine them.
-pub fn evaluate(
-    report: &crate::report::Report,
-    thresholds: &Thresholds,
-    codes: ExitCodes,
-) -> Evaluation {
+pub fn evaluate(report: &crate::report::Report, policy: &CheckPolicy) -> Evaluation {
     let several = report.targets.len() > 1;
     let mut named = Vec::with_capacity(report.targets.len());
     let mut perf = Vec::new();
+    let mut counted = Vec::with_capacity(report.targets.len());
     for target in &report.targets {
         let verdict = match (&target.inspection, &target.error) {
             (Some(inspection), _) => {
@@ -323,20 +374,59 @@ pub fn evaluate(
                 perf.extend(perfdata(
                     several.then_some(target.name.as_str()),
                     counts,
-                    thresholds,
+                    &policy.thresholds,
                 ));
-                judge(counts, thresholds)
+                let expected = match (policy.expect_workers, target.remembered_workers) {
+                    (Some(a), Some(b)) => Some(a.max(b)),
+                    (a, b) => a.or(b),
+                };
+                judge_pool(counts, &policy.thresholds, expected)
             }
+            (None, Some(error)) if error.kind == "timeout" => {
+                timed_out(&error.message, policy.on_timeout)
+            }
+            (None, Some(error)) if target.optional && error.not_running => TargetVerdict {
+                status: Status::Ok,
+                not_running: true,
+                message: format!("{} (optional)", error.message),
+            },
             (None, Some(error)) => judge_failure(&error.message, error.not_running),
             (None, None) => judge_failure("no result", false),
         };
+        // An absent optional target is reported but never decides the status.
+        counted.push(!(target.optional && target.inspection.is_none() && verdict.not_running));
         named.push((target.name.clone(), verdict));
     }
+    let deciding: Vec<(String, TargetVerdict)> = named
+        .iter()
+        .zip(&counted)
+        .filter(|(_, counts)| **counts)
+        .map(|(entry, _)| entry.clone())
+        .collect();
+    let verdict = if deciding.is_empty() && !named.is_empty() {
+        overall(&named, policy.codes)
+    } else {
+        overall(&deciding, policy.codes)
+    };
     Evaluation {
-        verdict: overall(&named, codes),
+        verdict,
         targets: named.into_iter().map(|(_, verdict)| verdict).collect(),
         perfdata: perf,
-        codes,
+        codes: policy.codes,
+    }
+}
+
+fn timed_out(message: &str, on_timeout: OnTimeout) -> TargetVerdict {
+    let status = match on_timeout {
+        OnTimeout::Ok => Status::Ok,
+        OnTimeout::Warning => Status::Warning,
+        OnTimeout::Critical => Status::Critical,
+        OnTimeout::Unknown => return judge_failure(message, false),
+    };
+    TargetVerdict {
+        status,
+        not_running: false,
+        message: message.to_string(),
     }
 }
 

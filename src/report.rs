@@ -19,6 +19,8 @@ pub const SCHEMA_VERSION: u32 = 1;
 pub struct Report {
     /// Facts about the host.
     pub system: SystemFacts,
+    /// Problems of the run itself (an unusable state file), not of a target.
+    pub warnings: Vec<String>,
     /// One entry per target, in the order given.
     pub targets: Vec<TargetReport>,
 }
@@ -66,6 +68,11 @@ pub struct TargetReport {
     /// Read from a live process (so its source files may be shown), not a recording.
     #[serde(skip)]
     pub live: bool,
+    /// Given with `--optional`: its absence does not change the status.
+    pub optional: bool,
+    /// Worker-pool size this process had in earlier runs (`--state-file`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remembered_workers: Option<u64>,
 }
 
 /// Why a target could not be inspected.
@@ -209,6 +216,8 @@ impl TargetReport {
             pid: Some(snapshot.pid),
             error: None,
             live: false,
+            optional: false,
+            remembered_workers: None,
             inspection: Some(Inspection {
                 python_version: snapshot.python_version,
                 profile: classes.profile.name,
@@ -231,6 +240,8 @@ impl TargetReport {
             error: Some(error),
             inspection: None,
             live: false,
+            optional: false,
+            remembered_workers: None,
         }
     }
 }

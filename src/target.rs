@@ -38,6 +38,9 @@ pub enum TargetError {
     /// The pidfile does not hold a PID.
     #[error("pidfile {path} does not contain a process id")]
     PidfileMalformed { path: String },
+    /// zhw runs elevated and the caller could not have read this pidfile.
+    #[error("{message}")]
+    Refused { message: String },
     /// A number that cannot be a process id.
     #[error("{word} is not a valid process id")]
     InvalidPid { word: String },
@@ -55,6 +58,7 @@ impl TargetError {
             TargetError::PidfileMalformed { .. } => "pidfile_malformed",
             TargetError::Stale { .. } => "stale_pidfile",
             TargetError::InvalidPid { .. } => "invalid_pid",
+            TargetError::Refused { .. } => "pidfile_refused",
         }
     }
 
@@ -152,6 +156,13 @@ fn read_pidfile(path: &str) -> Result<u32, TargetError> {
         return Err(TargetError::PidfileUnreadable {
             path: path.into(),
             reason: "not a regular file".into(),
+        });
+    }
+    if let Some(caller) = crate::privilege::elevated_caller()
+        && !crate::privilege::caller_may_use(&metadata, caller)
+    {
+        return Err(TargetError::Refused {
+            message: crate::privilege::refusal("pidfile", path, &metadata, caller),
         });
     }
     let mut bytes = Vec::new();

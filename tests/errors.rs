@@ -11,7 +11,7 @@ use crate::support::{interpreter_path, record, run_command, zhw, zhw_binary};
 /// A PID that is not running: above any pid_max this kernel allows.
 const ABSENT_PID: &str = "4194304";
 
-struct Reaped(std::process::Child);
+pub struct Reaped(pub std::process::Child);
 impl Drop for Reaped {
     fn drop(&mut self) {
         let _ = self.0.kill();
@@ -34,7 +34,7 @@ fn sleeping_python() -> Reaped {
 
 /// A Python process with `threads` extra sleeping threads that prints READY
 /// once they run; killed and reaped on drop.
-fn python_waiting(threads: usize) -> Reaped {
+pub fn python_waiting(threads: usize) -> Reaped {
     let code = format!(
         "import threading,time,sys\n\
          for i in range({threads}): threading.Thread(target=time.sleep, args=(120,)).start()\n\
@@ -239,7 +239,7 @@ fn target_exiting_while_read_is_reported_not_panicked() {
 /// Run zhw as an unprivileged user against a root-owned Python (root only).
 #[test]
 fn permission_denied_names_the_fix() {
-    if !nix_is_root() {
+    if !is_root() {
         record("SKIP permission_denied_names_the_fix: needs root to start a root-owned target");
         return;
     }
@@ -269,7 +269,7 @@ fn permission_denied_names_the_fix() {
     );
 }
 
-fn nix_is_root() -> bool {
+pub fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|s| {

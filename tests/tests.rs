@@ -9,3 +9,4 @@ mod demo;
 mod errors;
 mod live_waitress;
 mod live_zserver;
+mod monitoring;

@@ -43,5 +43,6 @@ pub fn read(pid: u32) -> ProcessFacts {
             .and_then(|s| u64::try_from(s.num_threads).ok()),
         uptime_seconds,
         command: process.cmdline().ok().map(|args| args.join(" ")),
+        start_ticks: stat.as_ref().map(|s| s.starttime),
     }
 }

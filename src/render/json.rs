@@ -18,6 +18,7 @@ struct Document<'a> {
     exit_code: u8,
     message: &'a str,
     system: &'a SystemFacts,
+    warnings: &'a [String],
     targets: Vec<Target<'a>>,
 }
 
@@ -43,6 +44,7 @@ pub fn write<W: Write>(
         exit_code,
         message: &eval.verdict.message,
         system: &report.system,
+        warnings: &report.warnings,
         targets: report
             .targets
             .iter()

@@ -54,6 +54,9 @@ pub fn check<W: Write>(
                 writeln!(out, "{status_line} | {}", perf.join(" "))?;
             }
             writeln!(out, "{idle_busy}")?;
+            for warning in &report.warnings {
+                writeln!(out, "warning: {}", clean(warning))?;
+            }
             if details {
                 writeln!(out)?;
                 information(out, report, false)?;
