@@ -236,6 +236,70 @@ fn target_exiting_while_read_is_reported_not_panicked() {
     }
 }
 
+/// A copy of the binary that user nobody can execute, wherever the repo lives.
+fn binary_for_nobody() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod dir");
+    let copy = dir.path().join("zhw");
+    std::fs::copy(zhw_binary(), &copy).expect("copy binary");
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (dir, copy)
+}
+
+/// The third way to run zhw: as the target's own user, where the kernel's
+/// Yama policy allows it (root only, to switch users).
+#[test]
+fn same_user_reads_its_own_processes_where_yama_allows() {
+    let python = std::path::Path::new("/usr/bin/python3.11");
+    if !is_root() || !python.exists() {
+        record(
+            "SKIP same_user_reads_its_own_processes_where_yama_allows: needs root and /usr/bin/python3.11",
+        );
+        return;
+    }
+    let mut target = Reaped(
+        Command::new(python)
+            .args([
+                "-u",
+                "-c",
+                "import sys,time; print('READY'); sys.stdout.flush(); time.sleep(120)",
+            ])
+            .current_dir("/")
+            .uid(65534)
+            .gid(65534)
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python as nobody"),
+    );
+    let stdout = target.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
+    let pid = target.0.id().to_string();
+    let (_dir, copy) = binary_for_nobody();
+    let run = run_command(
+        Command::new(&copy)
+            .args(["dump", &pid])
+            .uid(65534)
+            .gid(65534),
+    );
+    let scope = std::fs::read_to_string("/proc/sys/kernel/yama/ptrace_scope").ok();
+    match scope.as_deref().map(str::trim) {
+        None | Some("0") => {
+            assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
+            assert!(run.stdout.contains(&format!("tid {pid}: service idle")), "{}", run.stdout);
+        }
+        Some(level) => {
+            assert_eq!(run.code, 2, "{}", run.stdout);
+            assert!(
+                run.stdout.contains(&format!("ptrace_scope is {level}")),
+                "{}",
+                run.stdout
+            );
+        }
+    }
+}
+
 /// Run zhw as an unprivileged user against a root-owned Python (root only).
 #[test]
 fn permission_denied_names_the_fix() {
@@ -245,13 +309,7 @@ fn permission_denied_names_the_fix() {
     }
     let target = sleeping_python();
     let pid = target.0.id().to_string();
-    // A copy of the binary that user nobody can execute, wherever the repo lives.
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
-        .expect("chmod dir");
-    let copy = dir.path().join("zhw");
-    std::fs::copy(zhw_binary(), &copy).expect("copy binary");
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    let (_dir, copy) = binary_for_nobody();
     let run = run_command(
         Command::new(&copy)
             .args(["check", &pid])
