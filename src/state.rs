@@ -66,15 +66,19 @@ pub fn remember(path: &Path, report: &Report) -> Remembered {
 }
 
 fn update(path: &Path, report: &Report) -> Result<Remembered, String> {
+    let elevated = crate::privilege::elevated_caller();
+    if let Some(caller) = elevated {
+        authorize(path, caller)?;
+    }
     let lock_path = with_suffix(path, ".lock");
     let lock_file = OpenOptions::new()
         .create(true)
         .truncate(false)
         .write(true)
         .mode(0o600)
+        .custom_flags(nix::libc::O_NOFOLLOW)
         .open(&lock_path)
         .map_err(|e| format!("cannot open lock {}: {e}", lock_path.display()))?;
-    check_ownership(&lock_file, &lock_path)?;
     let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
         .map_err(|(_, e)| format!("cannot lock {}: {e}", lock_path.display()))?;
 
@@ -82,6 +86,13 @@ fn update(path: &Path, report: &Report) -> Result<Remembered, String> {
     let mut state = match read_state(path)? {
         Parsed::Missing => StateFile::default(),
         Parsed::Ok(state) => state,
+        // Elevated, an unparsable file may be anything root can write (a
+        // symlink to a system file): never move or replace it.
+        Parsed::Corrupt(why) if elevated.is_some() => {
+            return Err(format!(
+                "not a zhw state file ({why}); refusing to replace it with elevated privileges"
+            ));
+        }
         Parsed::Corrupt(why) => {
             let aside = with_suffix(path, ".corrupt");
             fs::rename(path, &aside)
@@ -139,7 +150,6 @@ fn read_state(path: &Path) -> Result<Parsed, String> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Parsed::Missing),
         Err(e) => return Err(format!("cannot read: {e}")),
     };
-    check_ownership(&file, path)?;
     let mut text = String::new();
     if let Err(e) = (&mut file)
         .take(MAX_STATE_BYTES + 1)
@@ -158,10 +168,10 @@ fn write_state(path: &Path, state: &StateFile) -> Result<(), String> {
     let temporary = with_suffix(path, &format!(".tmp-{}", std::process::id()));
     let result = (|| {
         let mut file = OpenOptions::new()
-            .create(true)
-            .truncate(true)
+            .create_new(true)
             .write(true)
             .mode(0o600)
+            .custom_flags(nix::libc::O_NOFOLLOW)
             .open(&temporary)?;
         serde_json::to_writer_pretty(&mut file, state).map_err(std::io::Error::other)?;
         file.write_all(b"\n")?;
@@ -174,22 +184,49 @@ fn write_state(path: &Path, state: &StateFile) -> Result<(), String> {
     })
 }
 
-/// Under sudo or a file capability, use only files the caller owns (or root does).
-fn check_ownership(file: &File, path: &Path) -> Result<(), String> {
-    let Some(caller) = crate::privilege::elevated_caller() else {
-        return Ok(());
-    };
-    let metadata = file.metadata().map_err(|e| e.to_string())?;
+/// Under sudo or a file capability, write only where the caller could:
+/// an existing state file of the caller's, an existing root-owned one (set
+/// up by the administrator; it must parse as a state file, checked when
+/// read), or a new file in a directory the caller owns. Anything else could
+/// make a root-run zhw create or replace a system file.
+fn authorize(path: &Path, caller: u32) -> Result<(), String> {
     use std::os::unix::fs::MetadataExt;
-    if metadata.uid() == 0 || metadata.uid() == caller {
-        Ok(())
-    } else {
-        Err(crate::privilege::refusal(
+    let shown = path.display().to_string();
+    match fs::metadata(path) {
+        Ok(metadata) if metadata.uid() == caller => Ok(()),
+        // Root's file: only one that already is a zhw state file (checked
+        // before anything, even the lock file, is created next to it).
+        Ok(metadata) if metadata.uid() == 0 => match read_state(path)? {
+            Parsed::Ok(_) => Ok(()),
+            Parsed::Missing => Err("it vanished".into()),
+            Parsed::Corrupt(why) => Err(format!(
+                "not a zhw state file ({why}); refusing to replace it with elevated privileges"
+            )),
+        },
+        Ok(metadata) => Err(crate::privilege::refusal(
             "state file",
-            &path.display().to_string(),
+            &shown,
             &metadata,
             caller,
-        ))
+        )),
+        Err(_) => {
+            let parent = match path.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => parent,
+                _ => Path::new("."),
+            };
+            let directory =
+                fs::metadata(parent).map_err(|e| format!("cannot use its directory: {e}"))?;
+            if directory.uid() == caller {
+                Ok(())
+            } else {
+                Err(format!(
+                    "refusing to create state file {shown}: its directory belongs to uid {}, and zhw \
+                     runs with elevated privileges on behalf of uid {caller}; create the file first \
+                     or use a directory of uid {caller}",
+                    directory.uid()
+                ))
+            }
+        }
     }
 }
 

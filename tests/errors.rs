@@ -287,7 +287,11 @@ fn same_user_reads_its_own_processes_where_yama_allows() {
     match scope.as_deref().map(str::trim) {
         None | Some("0") => {
             assert_eq!(run.code, 0, "{}{}", run.stdout, run.stderr);
-            assert!(run.stdout.contains(&format!("tid {pid}: service idle")), "{}", run.stdout);
+            assert!(
+                run.stdout.contains(&format!("tid {pid}: service idle")),
+                "{}",
+                run.stdout
+            );
         }
         Some(level) => {
             assert_eq!(run.code, 2, "{}", run.stdout);

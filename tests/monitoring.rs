@@ -316,3 +316,63 @@ fn elevated_runs_refuse_other_users_private_files() {
     );
     assert!(!run.first_line().contains("refusing"), "{}", run.stdout);
 }
+
+/// Under sudo, --state-file must not become a way to create or replace
+/// files as root (simulated with SUDO_UID as root).
+#[test]
+fn elevated_runs_never_replace_system_files_with_state() {
+    if !crate::errors::is_root() {
+        crate::support::record(
+            "SKIP elevated_runs_never_replace_system_files_with_state: needs root",
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir"); // root-owned
+    let target = recording(dir.path(), "client1.json", 100, 0);
+    let system_file = dir.path().join("passwd");
+    std::fs::write(&system_file, "root:x:0:0:root:/root:/bin/bash\n").expect("write");
+    let elevated = |state: &std::path::Path| {
+        run_command(
+            Command::new(zhw_binary())
+                .args([
+                    "check",
+                    "-v",
+                    "--replay",
+                    "--state-file",
+                    &state.to_string_lossy(),
+                    &target,
+                ])
+                .env("SUDO_UID", "65534"),
+        )
+    };
+    let run = elevated(&system_file);
+    assert!(
+        run.stdout.contains("not a zhw state file"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(
+        std::fs::read_to_string(&system_file).expect("still there"),
+        "root:x:0:0:root:/root:/bin/bash\n"
+    );
+    assert!(!dir.path().join("passwd.corrupt").exists());
+    assert!(
+        !dir.path().join("passwd.lock").exists(),
+        "not even a lock file next to it"
+    );
+    assert!(
+        !run.stdout.contains("root:x:0"),
+        "contents must not be printed"
+    );
+
+    let new_in_root_dir = dir.path().join("new.state");
+    let run = elevated(&new_in_root_dir);
+    assert!(
+        run.stdout.contains("refusing to create state file"),
+        "{}",
+        run.stdout
+    );
+    assert!(!new_in_root_dir.exists());
+    // The check itself still answers.
+    assert_eq!(run.code, 0, "{}", run.stdout);
+}
