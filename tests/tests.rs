@@ -10,3 +10,4 @@ mod errors;
 mod live_waitress;
 mod live_zserver;
 mod monitoring;
+mod shapes;

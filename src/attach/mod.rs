@@ -108,6 +108,22 @@ impl Sampler {
                 frames: trace.frames.iter().map(convert_frame).collect(),
             })
             .collect();
+        // After a fork, a 2.7 child keeps the parent's thread states though
+        // only the forking thread exists: more Python threads than kernel
+        // threads, and the extra ones match none. Those are dropped.
+        if threads.len() > pass.tasks.len()
+            && !pass.tasks.is_empty()
+            && threads.iter().any(|t| t.os_thread_id.is_some())
+        {
+            let before = threads.len();
+            threads.retain(|t| t.os_thread_id.is_some());
+            warnings.push(format!(
+                "dropped {} Python thread states with no kernel thread (left behind by fork); \
+                 the process has {} threads",
+                before - threads.len(),
+                pass.tasks.len()
+            ));
+        }
         mark_main_thread(&mut threads);
 
         let unmapped = threads.iter().filter(|t| t.os_thread_id.is_none()).count();

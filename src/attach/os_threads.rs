@@ -34,7 +34,10 @@ pub struct SchedMark {
 /// The scheduler's view of every thread of a process at one moment.
 #[derive(Debug, Default)]
 pub struct TaskList {
+    pid: u32,
     marks: HashMap<u32, SchedMark>,
+    /// Namespace-local tid → host tid, read on first need (containers).
+    namespace_tids: std::cell::OnceCell<HashMap<u32, u32>>,
 }
 
 impl TaskList {
@@ -61,7 +64,48 @@ impl TaskList {
                 ))
             })
             .collect();
-        TaskList { marks }
+        TaskList {
+            pid,
+            marks,
+            namespace_tids: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// Number of kernel threads listed.
+    pub fn len(&self) -> usize {
+        self.marks.len()
+    }
+
+    /// True when nothing could be listed.
+    pub fn is_empty(&self) -> bool {
+        self.marks.is_empty()
+    }
+
+    /// The host tid of a thread known by its tid inside the process's own
+    /// PID namespace (`NSpid` in /proc/PID/task/TID/status: host first,
+    /// innermost last). A containerised Python knows only the inner one.
+    pub fn host_tid(&self, namespace_tid: u32) -> Option<u32> {
+        self.namespace_tids
+            .get_or_init(|| {
+                self.marks
+                    .keys()
+                    .filter_map(|&host| {
+                        let status =
+                            fs::read_to_string(format!("/proc/{}/task/{host}/status", self.pid))
+                                .ok()?;
+                        let inner = status
+                            .lines()
+                            .find_map(|line| line.strip_prefix("NSpid:"))?
+                            .split_whitespace()
+                            .last()?
+                            .parse()
+                            .ok()?;
+                        Some((inner, host))
+                    })
+                    .collect()
+            })
+            .get(&namespace_tid)
+            .copied()
     }
 
     /// Whether the kernel lists this tid for the process.
@@ -108,12 +152,22 @@ pub fn resolve_tid<M: ProcessMemory>(
     reported: Option<u64>,
     pthread: u64,
 ) -> Option<u32> {
-    if let Some(tid) = reported.and_then(|t| u32::try_from(t).ok())
-        && tasks.contains(tid)
-    {
-        return Some(tid);
-    }
-    tid_from_pthread(memory, pthread).filter(|tid| tasks.contains(*tid))
+    let candidates = [
+        reported.and_then(|t| u32::try_from(t).ok()),
+        tid_from_pthread(memory, pthread),
+    ];
+    // A tid the host lists as is; else a namespace-local one, translated.
+    candidates
+        .iter()
+        .flatten()
+        .find(|tid| tasks.contains(**tid))
+        .copied()
+        .or_else(|| {
+            candidates
+                .iter()
+                .flatten()
+                .find_map(|tid| tasks.host_tid(*tid))
+        })
 }
 
 fn tid_from_pthread<M: ProcessMemory>(memory: &M, pthread: u64) -> Option<u32> {
@@ -144,7 +198,9 @@ mod tests {
 
     fn list(marks: &[(u32, SchedMark)]) -> TaskList {
         TaskList {
+            pid: 0,
             marks: marks.iter().copied().collect(),
+            namespace_tids: std::cell::OnceCell::new(),
         }
     }
 
