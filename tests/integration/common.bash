@@ -13,6 +13,12 @@ case ":$PATH:" in *":$cargo_bin:"*) ;; *) [ -d "$cargo_bin" ] && PATH=$cargo_bin
 PATH=$PATH:/usr/sbin:/sbin
 export PATH
 
+# Cargo's target directory (CARGO_TARGET_DIR or build.target-dir may move it).
+target_dir=$(cd "$repo" && cargo metadata --format-version 1 --no-deps 2>/dev/null |
+  python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null) ||
+  target_dir=
+[ -n "$target_dir" ] || target_dir=$repo/target
+
 failures=0
 pass() { echo "PASS $*"; }
 fail() { echo "FAIL $*"; failures=$((failures + 1)); }

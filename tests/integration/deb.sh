@@ -20,6 +20,7 @@ installed_files=(
   /usr/share/fish/vendor_completions.d/zhw.fish
   /usr/share/doc/zhw/README.md
   /usr/share/doc/zhw/copyright
+  /usr/share/doc/zhw/changelog.Debian.gz
   /usr/share/doc/zhw/docs/how-to/nrpe.md
   /usr/share/doc/zhw/docs/how-to/packaging.md
   /usr/share/doc/zhw/examples/demo_server.py

@@ -8,11 +8,16 @@
 #
 #   bash tests/integration/nrpe.sh      # as root; non-interactive
 #
-# Installs Debian's nagios-nrpe-server, nagios-nrpe-plugin and nagios4-core
-# (without starting their services). Runs its own nrpe (-f, loopback, a free
+# Installs Debian's nagios-nrpe-server and nagios-nrpe-plugin (without
+# starting their services). Nagios itself is not installed (nagios4-common
+# would bring a mail server along): nagios4-core and nagios4-common are
+# downloaded with `apt-get download` and unpacked under the temporary
+# directory, for `nagios4 -v` only. Runs its own nrpe (-f, loopback, a free
 # port from 5667, own pid file) as user nagios, as on a real server: NRPE
 # refuses to run commands as root, so zhw gets CAP_SYS_PTRACE from setcap on
-# a private copy of target/release/zhw. Stops everything it started on exit.
+# a private copy of target/release/zhw (plus cap_dac_read_search when user
+# nagios cannot read the server's interpreter, as with pyenv's under /root;
+# see below). Stops everything it started on exit.
 # Prints PASS/FAIL lines; exits non-zero if any check failed.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/common.bash"
@@ -41,7 +46,6 @@ trap 'exit 130' INT TERM
 need=()
 [ -x /usr/sbin/nrpe ] || need+=(nagios-nrpe-server)
 [ -x "$check_nrpe" ] || need+=(nagios-nrpe-plugin)
-[ -x /usr/sbin/nagios4 ] || need+=(nagios4-core)
 command -v setcap >/dev/null 2>&1 || need+=(libcap2-bin)
 if [ ${#need[@]} -gt 0 ] && ! apt_install "${need[@]}"; then
   fail "nrpe: apt-get install ${need[*]} failed"
@@ -62,13 +66,7 @@ if [ ! -x "$python" ]; then
   finish nrpe
 fi
 
-zhw=$tmp/bin/zhw
-install -m 755 target/release/zhw "$zhw"
-if ! setcap cap_sys_ptrace+ep "$zhw" 2>&1 >&2 || ! getcap "$zhw" | grep -q cap_sys_ptrace; then
-  fail "nrpe: setcap cap_sys_ptrace+ep on $zhw failed (filesystem without xattrs?)"
-  finish nrpe
-fi
-chown nagios: "$tmp/state-nrpe"
+chown nagios: "$tmp/state-nrpe" "$tmp/nagios"
 
 # --- two waitress servers, client1 and client2 -----------------------------
 # Starts a 4-thread waitress server; sets port_$1 and pid_$1, writes $tmp/var/$1.pid.
@@ -89,6 +87,29 @@ start_server() {
 }
 start_server client1
 start_server client2
+
+# zhw as user nagios: a private copy of the binary with CAP_SYS_PTRACE, as
+# docs/how-to/nrpe.md says. zhw also opens the server's interpreter and
+# libpython (through /proc/PID/root), with nagios's file permissions: pyenv's
+# interpreters live under /root (mode 0700), so for them the copy also gets
+# cap_dac_read_search. A server whose Python nagios can read (Debian's
+# /usr/bin/python3, or ZHW_NRPE_PYTHON=target/test-envs/debian-3.11/bin/python
+# here) needs CAP_SYS_PTRACE only.
+zhw=$tmp/bin/zhw
+install -m 755 "$target_dir/release/zhw" "$zhw"
+caps=cap_sys_ptrace
+unreadable=
+for f in "$(readlink "/proc/$pid_client1/exe")" $(grep -o '/[^ ]*libpython[^ ]*' "/proc/$pid_client1/maps" | sort -u); do
+  runuser -u nagios -- test -r "$f" || unreadable="$unreadable $f"
+done
+[ -n "$unreadable" ] && caps=cap_sys_ptrace,cap_dac_read_search
+if ! setcap "$caps+ep" "$zhw" >&2 || ! getcap "$zhw" | grep -q cap_sys_ptrace; then
+  fail "nrpe: setcap $caps+ep on $zhw failed (a filesystem without extended attributes?)"
+  finish nrpe
+fi
+if [ -n "$unreadable" ]; then
+  note "user nagios cannot read$unreadable: the zhw copy gets $caps"
+fi
 
 # Holds one more worker of client1 busy on /hold/sleep and waits until it is
 # (the server prints HOLD sleep <thread> first).
@@ -126,7 +147,7 @@ allow_bash_command_substitution=0
 debug=0
 command_timeout=60
 connection_timeout=300
-$(sed -e "s|/var/lib/nagios/|$tmp/state-nrpe/|g" "$tmp/commands.cfg")
+$(sed -e "s|/var/lib/zhw/|$tmp/state-nrpe/|g" "$tmp/commands.cfg")
 EOF
 /usr/sbin/nrpe -c "$tmp/nrpe.cfg" -f >"$tmp/nrpe.log" 2>&1 &
 nrpe_pid=$!
@@ -140,7 +161,7 @@ if ! version=$("$check_nrpe" -H 127.0.0.1 -p "$port" 2>&1); then
   fail "nrpe: private nrpe on 127.0.0.1:$port does not answer: $version $(cat "$tmp/nrpe.log")"
   finish nrpe
 fi
-pass "nrpe: private nrpe ($version) on 127.0.0.1:$port as user nagios, $(wc -l <"$tmp/commands.cfg") commands from examples/nagios/nrpe.cfg"
+pass "nrpe: private nrpe ($version) on 127.0.0.1:$port as user nagios (zhw with $caps), $(wc -l <"$tmp/commands.cfg") commands from examples/nagios/nrpe.cfg"
 
 # The Nagios side: examples/nagios/zope.cfg's check_nrpe_zhw command line.
 nagios_cmd=$(awk '/command_name[ \t]+check_nrpe_zhw/ {found=1} found && /command_line/ {sub(/^[ \t]*command_line[ \t]+/, ""); print; exit}' examples/nagios/zope.cfg)
@@ -170,7 +191,7 @@ compare_all() {
   while IFS= read -r def; do
     name=$(sed 's/^command\[\([^]]*\)\]=.*/\1/' <<<"$def")
     cmdline=$(sed 's/^command\[[^]]*\]=//' <<<"$def")
-    cmdline=${cmdline//\/var\/lib\/nagios\//$tmp/state-direct/}
+    cmdline=${cmdline//\/var\/lib\/zhw\//$tmp/state-direct/}
     local nagios_line=${nagios_cmd//\$ARG1\$/$name}
     nrpe_out=$(sh -c "$nagios_line -p $port" 2>&1 </dev/null)
     nrpe_rc=$?
@@ -193,6 +214,16 @@ compare_all() {
 }
 
 compare_all idle "0 of 4 busy: OK 0"
+# The --state-file command: NRPE's zhw (user nagios, with capabilities)
+# created its state file in the nagios-owned directory, as the example says.
+states=$(find "$tmp/state-nrpe" -maxdepth 1 -type f ! -name '*.lock' -printf '%f:%u:%m ' 2>/dev/null)
+if grep -q 'check_zope_client1_pool' "$tmp/commands.cfg"; then
+  if [ "$states" = "client1.state:nagios:600 " ]; then
+    pass "nrpe: --state-file under capabilities: client1.state created, owner nagios, mode 600"
+  else
+    fail "nrpe: --state-file under capabilities: state directory holds '$states', expected client1.state:nagios:600"
+  fi
+fi
 for _ in 1 2 3; do hold_one || { fail "nrpe: could not hold a worker of client1"; finish nrpe; }; done
 compare_all busy3 "3 of 4 busy: OK 0, -w 2 WARNING 1"
 hold_one || { fail "nrpe: could not hold the 4th worker of client1"; finish nrpe; }
@@ -209,21 +240,37 @@ else
 fi
 
 # --- Nagios: examples/nagios/zope.cfg is valid -------------------------------
+# nagios4 (only libc) and its stock object templates, unpacked, not installed.
+n4=$tmp/nagios4
+mkdir -p "$n4/debs"
+chown _apt: "$n4/debs" 2>/dev/null || true   # apt's download sandbox user
+if ! apt_update || ! (cd "$n4/debs" && apt-get download -q nagios4-core nagios4-common >&2); then
+  fail "nrpe: apt-get download nagios4-core nagios4-common failed"
+  finish nrpe
+fi
+for deb in "$n4"/debs/*.deb; do dpkg-deb -x "$deb" "$n4/root"; done
+nagios4=$n4/root/usr/sbin/nagios4
+objects=$n4/root/etc/nagios4/objects
 services=$(grep -c '^[[:space:]]*define service' examples/nagios/zope.cfg)
 cat >"$tmp/nagios/host.cfg" <<EOF
+define command {
+    command_name    zhw-test-host-alive
+    command_line    /bin/true
+}
 define host {
-    use         linux-server
-    host_name   zope1
-    address     127.0.0.1
-    hostgroups  zope-servers
+    use             linux-server
+    host_name       zope1
+    address         127.0.0.1
+    hostgroups      zope-servers
+    check_command   zhw-test-host-alive
 }
 EOF
 cat >"$tmp/nagios/nagios.cfg" <<EOF
 log_file=$tmp/nagios/nagios.log
-cfg_file=/etc/nagios4/objects/commands.cfg
-cfg_file=/etc/nagios4/objects/contacts.cfg
-cfg_file=/etc/nagios4/objects/timeperiods.cfg
-cfg_file=/etc/nagios4/objects/templates.cfg
+cfg_file=$objects/commands.cfg
+cfg_file=$objects/contacts.cfg
+cfg_file=$objects/timeperiods.cfg
+cfg_file=$objects/templates.cfg
 cfg_file=$tmp/nagios/host.cfg
 cfg_file=$repo/examples/nagios/zope.cfg
 check_result_path=$tmp/nagios
@@ -233,8 +280,9 @@ temp_path=$tmp/nagios
 status_file=$tmp/nagios/status.dat
 nagios_user=nagios
 nagios_group=nagios
+illegal_macro_output_chars=\`~\$&|'"<>
 EOF
-out=$(/usr/sbin/nagios4 -v "$tmp/nagios/nagios.cfg" 2>&1)
+out=$("$nagios4" -v "$tmp/nagios/nagios.cfg" 2>&1)
 if grep -q 'Total Errors:[[:space:]]*0' <<<"$out" && grep -q 'Total Warnings:[[:space:]]*0' <<<"$out" &&
    grep -q "Checked $services services" <<<"$out"; then
   pass "nrpe: nagios4 -v accepts examples/nagios/zope.cfg ($services services, 0 warnings, 0 errors)"
