@@ -329,6 +329,89 @@ fn permission_denied_names_the_fix() {
         !run.stdout.contains("Thread "),
         "no stacks on a refused target"
     );
+
+    // The documented fix: the capability on the binary, run as the same
+    // unprivileged user, now reads a root-owned Python whose files that user
+    // can read (Debian's python3.11 links libpython statically).
+    let setcap = Command::new("setcap")
+        .arg("cap_sys_ptrace+ep")
+        .arg(&copy)
+        .status();
+    if !setcap.is_ok_and(|s| s.success()) {
+        record("SKIP setcap half of permission_denied_names_the_fix: setcap unavailable");
+        return;
+    }
+    let debian = std::path::Path::new("/usr/bin/python3.11");
+    if debian.exists() {
+        let system_python = python_at(debian);
+        let system_pid = system_python.0.id().to_string();
+        let run = run_command(
+            Command::new(&copy)
+                .args(["dump", &system_pid])
+                .uid(65534)
+                .gid(65534),
+        );
+        assert_eq!(
+            run.code, 0,
+            "with CAP_SYS_PTRACE: {}{}",
+            run.stdout, run.stderr
+        );
+        assert!(
+            run.stdout
+                .contains(&format!("tid {system_pid}: service idle")),
+            "{}",
+            run.stdout
+        );
+    } else {
+        record("SKIP setcap success half: /usr/bin/python3.11 not found");
+    }
+    // A Python whose shared libpython lies where that user cannot read
+    // (pyenv's under /root): the message names the file and the fix.
+    let library_hidden =
+        std::fs::metadata("/root").is_ok_and(|m| m.permissions().mode() & 0o005 == 0);
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+    if library_hidden && maps.contains("/root/") && maps.contains("libpython") {
+        let run = run_command(
+            Command::new(&copy)
+                .args(["check", &pid])
+                .uid(65534)
+                .gid(65534),
+        );
+        assert!(
+            run.first_line()
+                .contains("but not its Python library /root/"),
+            "{}",
+            run.stdout
+        );
+        assert!(
+            run.first_line().contains("cap_dac_read_search"),
+            "{}",
+            run.stdout
+        );
+    } else {
+        record("SKIP unreadable-libpython half: the target's libpython is readable by nobody here");
+    }
+}
+
+/// A Python from `path` that prints READY and sleeps, with `/` as its
+/// working directory (so any user can follow it).
+fn python_at(path: &std::path::Path) -> Reaped {
+    let mut child = Reaped(
+        Command::new(path)
+            .args([
+                "-u",
+                "-c",
+                "import sys,time; print('READY'); sys.stdout.flush(); time.sleep(120)",
+            ])
+            .current_dir("/")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start python"),
+    );
+    let stdout = child.0.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
+    child
 }
 
 pub fn is_root() -> bool {

@@ -423,10 +423,23 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
         || text.contains("EPERM");
     if refused {
         let ours = std::process::id();
-        return match status_value(pid, "TracerPid:").filter(|t| *t != 0 && *t != ours) {
-            Some(tracer) => AttachError::AlreadyTraced { pid, tracer },
-            None => permission_denied(pid),
-        };
+        if let Some(tracer) = status_value(pid, "TracerPid:").filter(|t| *t != 0 && *t != ours) {
+            return AttachError::AlreadyTraced { pid, tracer };
+        }
+        // Memory was readable (preflight passed), so the refusal may be about
+        // the interpreter's files, which py-spy opens to find its symbols.
+        if let Some(file) = unreadable_python_file(pid) {
+            return AttachError::PermissionDenied {
+                pid,
+                hint: format!(
+                    "zhw may read the process's memory but not its Python library {file}, which \
+                     it needs to find the interpreter: run zhw as root (sudo), give the binary \
+                     cap_dac_read_search as well as cap_sys_ptrace, or install Python where the \
+                     user running zhw can read it"
+                ),
+            };
+        }
+        return permission_denied(pid);
     }
     if text.contains("Unsupported version") {
         return AttachError::Unsupported { pid, detail: text };
@@ -447,6 +460,29 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
         };
     }
     AttachError::Failed { pid, detail: text }
+}
+
+/// A mapped python binary or libpython that zhw cannot open (through the
+/// process's root, as py-spy does).
+fn unreadable_python_file(pid: u32) -> Option<String> {
+    let maps = fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    // The executable itself is opened through /proc/PID/exe, which needs
+    // only ptrace rights; shared libraries are opened by path.
+    let executable = fs::read_link(format!("/proc/{pid}/exe")).ok();
+    maps.lines()
+        .filter_map(|line| line.split_whitespace().nth(5))
+        .filter(|path| executable.as_deref() != Some(Path::new(path)))
+        .filter(|path| {
+            Path::new(path)
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| name.to_ascii_lowercase().contains("python"))
+        })
+        .find(|path| {
+            fs::File::open(format!("/proc/{pid}/root{path}"))
+                .is_err_and(|err| err.kind() == ErrorKind::PermissionDenied)
+        })
+        .map(str::to_string)
 }
 
 fn maps_mention_python(pid: u32) -> bool {
