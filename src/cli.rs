@@ -455,8 +455,9 @@ fn generate(what: Generated) -> io::Result<u8> {
     let mut out = io::BufWriter::new(io::stdout().lock());
     let shell = match what {
         Generated::Man => {
-            clap_mangen::Man::new(command).render(&mut out)?;
-            return ignore_broken_pipe(out.flush()).map(|()| 0);
+            let mut page = Vec::new();
+            man_page(&command, &mut page)?;
+            return ignore_broken_pipe(out.write_all(&page).and_then(|()| out.flush())).map(|()| 0);
         }
         Generated::Bash => clap_complete::Shell::Bash,
         Generated::Zsh => clap_complete::Shell::Zsh,
@@ -466,6 +467,48 @@ fn generate(what: Generated) -> io::Result<u8> {
     let mut script = Vec::new();
     clap_complete::generate(shell, &mut command, "zhw", &mut script);
     ignore_broken_pipe(out.write_all(&script).and_then(|()| out.flush())).map(|()| 0)
+}
+
+/// One man page for zhw(1) with a section per subcommand (rather than
+/// clap_mangen's default, which points at zhw-check(1) pages that a single
+/// binary does not ship), and the exit-status contract.
+fn man_page(command: &clap::Command, page: &mut Vec<u8>) -> io::Result<()> {
+    let top = clap_mangen::Man::new(command.clone());
+    top.render_title(page)?;
+    top.render_name_section(page)?;
+    top.render_synopsis_section(page)?;
+    top.render_description_section(page)?;
+    for sub in command.get_subcommands().filter(|s| !s.is_hide_set()) {
+        let name = format!("zhw {}", sub.get_name());
+        let sub = sub.clone().name(name.clone()).bin_name(name.clone());
+        writeln!(page, ".SH \"{}\"", name.to_uppercase())?;
+        if let Some(about) = sub.get_about() {
+            writeln!(page, "{about}")?;
+        }
+        let man = clap_mangen::Man::new(sub);
+        let mut parts = Vec::new();
+        man.render_synopsis_section(&mut parts)?;
+        man.render_options_section(&mut parts)?;
+        let parts = String::from_utf8_lossy(&parts)
+            .replace(".SH SYNOPSIS", ".SS Synopsis")
+            .replace(".SH OPTIONS", ".SS Options");
+        page.extend_from_slice(parts.as_bytes());
+    }
+    page.extend_from_slice(
+        concat!(
+            ".SH \"EXIT STATUS\"\n",
+            "zhw check exits with its status, by default as ZopeHealthWatcher did: ",
+            "0 OK, 1 WARNING, 2 FAILURE (a target could not be inspected, or a usage error), ",
+            "3 CRITICAL (no free worker, or workers died). With --exit-codes nagios: ",
+            "0 OK, 1 WARNING, 2 CRITICAL (including a target that is not running), ",
+            "3 UNKNOWN. zhw dump exits 0 when every target was read, else 2.\n",
+            ".SH \"SEE ALSO\"\n",
+            "/usr/share/doc/zhw/ (docs/reference/exit-codes.md, json.md, cli.md)\n",
+        )
+        .as_bytes(),
+    );
+    top.render_version_section(page)?;
+    Ok(())
 }
 
 fn record(args: &RecordArgs) -> io::Result<u8> {
