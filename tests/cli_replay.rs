@@ -366,3 +366,80 @@ fn dump_json_exit_code_is_the_dumps() {
     assert_eq!(run.json()["exit_code"], 0);
     assert_eq!(run.json()["status"], "CRITICAL");
 }
+
+/// Split plugin performance data into (label, [value, warn, crit, min, max])
+/// as a monitoring system does: labels may be quoted, '' escapes a quote.
+fn parse_perfdata(text: &str) -> Vec<(String, Vec<String>)> {
+    let mut items = Vec::new();
+    let mut rest = text.trim();
+    while !rest.is_empty() {
+        let (label, after) = if let Some(quoted) = rest.strip_prefix('\'') {
+            let mut label = String::new();
+            let mut chars = quoted.char_indices().peekable();
+            let mut end = quoted.len();
+            while let Some((i, c)) = chars.next() {
+                if c == '\'' {
+                    if chars.peek().map(|(_, n)| *n) == Some('\'') {
+                        label.push('\'');
+                        chars.next();
+                    } else {
+                        end = i + 1;
+                        break;
+                    }
+                } else {
+                    label.push(c);
+                }
+            }
+            (label, &quoted[end..])
+        } else {
+            let eq = rest.find('=').expect("label=");
+            (rest[..eq].to_string(), &rest[eq..])
+        };
+        let after = after.strip_prefix('=').expect("= after label");
+        let end = after.find(' ').unwrap_or(after.len());
+        let fields = after[..end].split(';').map(str::to_string).collect();
+        items.push((label, fields));
+        rest = after[end..].trim_start();
+    }
+    items
+}
+
+#[test]
+fn perfdata_parses_back_per_the_plugin_guidelines() {
+    let run = zhw(&[
+        "check",
+        "--replay",
+        "-w",
+        "~:2",
+        "--name",
+        "it's one",
+        &fixture(TWO_BUSY),
+        &fixture(ALL_BUSY),
+    ]);
+    let (_, perf) = run
+        .first_line()
+        .split_once(" | ")
+        .expect("perfdata after ' | '");
+    let items = parse_perfdata(perf);
+    let labels: Vec<&str> = items.iter().map(|(l, _)| l.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "it's one busy",
+            "it's one idle",
+            "it's one workers",
+            "waitress-2.7-all-busy busy",
+            "waitress-2.7-all-busy idle",
+            "waitress-2.7-all-busy workers"
+        ]
+    );
+    for (label, fields) in &items {
+        assert_eq!(fields.len(), 5, "{label}: value;warn;crit;min;max");
+        assert!(
+            fields[0].parse::<u64>().is_ok(),
+            "{label}: numeric value without unit"
+        );
+    }
+    assert_eq!(items[0].1, ["2", "~:2", "3", "0", "4"]);
+    assert_eq!(items[5].1, ["4", "", "", "0", ""]);
+}
