@@ -425,9 +425,9 @@ fn perfdata_parses_back_per_the_plugin_guidelines() {
     assert_eq!(
         labels,
         [
-            "it's one busy",
-            "it's one idle",
-            "it's one workers",
+            "it_s one busy",
+            "it_s one idle",
+            "it_s one workers",
             "waitress-2.7-all-busy busy",
             "waitress-2.7-all-busy idle",
             "waitress-2.7-all-busy workers"
