@@ -40,15 +40,23 @@ pub fn python_waiting(threads: usize) -> Reaped {
          for i in range({threads}): threading.Thread(target=time.sleep, args=(120,)).start()\n\
          print('READY'); sys.stdout.flush(); time.sleep(120)"
     );
+    started(Command::new(any_python()).args(["-u", "-c", &code]))
+}
+
+/// A Python program that prints READY and sleeps.
+const SLEEPER: &str = "import sys,time; print('READY'); sys.stdout.flush(); time.sleep(120)";
+
+/// Spawn a Python command that prints a READY line, and wait for that line;
+/// the process is killed and reaped on drop.
+pub fn started(command: &mut Command) -> Reaped {
     let mut child = Reaped(
-        Command::new(any_python())
-            .args(["-u", "-c", &code])
+        command
             .stdout(Stdio::piped())
             .spawn()
             .expect("start python"),
     );
-    let mut line = String::new();
     let stdout = child.0.stdout.take().expect("stdout");
+    let mut line = String::new();
     std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
     child
 }
@@ -258,23 +266,13 @@ fn same_user_reads_its_own_processes_where_yama_allows() {
         );
         return;
     }
-    let mut target = Reaped(
+    let target = started(
         Command::new(python)
-            .args([
-                "-u",
-                "-c",
-                "import sys,time; print('READY'); sys.stdout.flush(); time.sleep(120)",
-            ])
+            .args(["-u", "-c", SLEEPER])
             .current_dir("/")
             .uid(65534)
-            .gid(65534)
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start python as nobody"),
+            .gid(65534),
     );
-    let stdout = target.0.stdout.take().expect("stdout");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
     let pid = target.0.id().to_string();
     let (_dir, copy) = binary_for_nobody();
     let run = run_command(
@@ -396,22 +394,11 @@ fn permission_denied_names_the_fix() {
 /// A Python from `path` that prints READY and sleeps, with `/` as its
 /// working directory (so any user can follow it).
 fn python_at(path: &std::path::Path) -> Reaped {
-    let mut child = Reaped(
+    started(
         Command::new(path)
-            .args([
-                "-u",
-                "-c",
-                "import sys,time; print('READY'); sys.stdout.flush(); time.sleep(120)",
-            ])
-            .current_dir("/")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start python"),
-    );
-    let stdout = child.0.stdout.take().expect("stdout");
-    let mut line = String::new();
-    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line).expect("READY");
-    child
+            .args(["-u", "-c", SLEEPER])
+            .current_dir("/"),
+    )
 }
 
 pub fn is_root() -> bool {
