@@ -79,7 +79,7 @@ pub struct ReadArgs {
     /// Pause the whole process while reading (py-spy's default; consistent but stalls the target).
     #[arg(long)]
     pub blocking: bool,
-    /// Use this server profile instead of detecting one: zserver, waitress, threadpool or generic.
+    /// Use this server profile instead of detecting one: zserver, waitress, cheroot, threadpool or generic.
     #[arg(long, value_name = "NAME", value_parser = parse_profile)]
     pub profile: Option<&'static Profile>,
     /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.

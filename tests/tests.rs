@@ -7,6 +7,7 @@ mod support;
 mod cli_replay;
 mod demo;
 mod errors;
+mod live_cheroot;
 mod live_waitress;
 mod live_zserver;
 mod monitoring;

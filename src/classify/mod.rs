@@ -77,30 +77,35 @@ pub fn classify(snapshot: &Snapshot, forced: Option<&'static Profile>) -> Classi
 
 /// Pick the pool profile that claims the most threads; the generic one if none does.
 fn detect(snapshot: &Snapshot) -> (&'static Profile, String) {
-    let mut best: Option<(&'static Profile, &'static FrameMatcher, usize)> = None;
+    let mut best: Option<(&'static Profile, &'static [FrameMatcher], usize)> = None;
     for profile in profiles::BUILTIN {
-        let WorkerRule::PoolLoop { task_loop, .. } = &profile.rule else {
+        let WorkerRule::PoolLoop { task_loops, .. } = &profile.rule else {
             continue;
         };
         let workers = snapshot
             .threads
             .iter()
-            .filter(|thread| loop_index(&thread.frames, task_loop).is_some())
+            .filter(|thread| loop_index(&thread.frames, task_loops).is_some())
             .count();
         if workers > 0 && best.is_none_or(|(_, _, most)| workers > most) {
-            best = Some((profile, task_loop, workers));
+            best = Some((profile, task_loops, workers));
         }
     }
     match best {
-        Some((profile, task_loop, workers)) => {
+        Some((profile, task_loops, workers)) => {
+            let names: Vec<&str> = task_loops
+                .iter()
+                .map(|m| m.function.unwrap_or("*"))
+                .collect();
+            let file = task_loops.first().map_or("", |m| m.file_suffix);
             let plural = if workers == 1 { "" } else { "s" };
             (
                 profile,
                 format!(
                     "{}: {workers} thread{plural} run {} ({})",
                     profile.name,
-                    task_loop.function.unwrap_or("*"),
-                    task_loop.file_suffix
+                    names.join(" or "),
+                    file
                 ),
             )
         }
@@ -112,18 +117,20 @@ fn detect(snapshot: &Snapshot) -> (&'static Profile, String) {
 }
 
 /// Index of the innermost frame that is the pool's task loop.
-fn loop_index(frames: &[Frame], task_loop: &FrameMatcher) -> Option<usize> {
-    frames
-        .iter()
-        .position(|frame| task_loop.matches(&frame.function, &frame.file))
+fn loop_index(frames: &[Frame], task_loops: &[FrameMatcher]) -> Option<usize> {
+    frames.iter().position(|frame| {
+        task_loops
+            .iter()
+            .any(|task_loop| task_loop.matches(&frame.function, &frame.file))
+    })
 }
 
 fn classify_thread(profile: &Profile, thread: &ThreadSample) -> ThreadVerdict {
     match &profile.rule {
         WorkerRule::PoolLoop {
-            task_loop,
+            task_loops,
             idle_waits,
-        } => match loop_index(&thread.frames, task_loop) {
+        } => match loop_index(&thread.frames, task_loops) {
             Some(index) => pool_worker(&thread.frames, index, idle_waits),
             None => service(
                 thread,

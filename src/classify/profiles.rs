@@ -59,8 +59,9 @@ impl FrameMatcher {
 pub enum WorkerRule {
     /// Workers run a known pool loop; idle ones are parked in its own wait.
     PoolLoop {
-        /// The pool's task loop (the frame every worker has).
-        task_loop: FrameMatcher,
+        /// The pool's task loop (a frame every worker has); several when
+        /// versions of the server moved the loop (the innermost match counts).
+        task_loops: &'static [FrameMatcher],
         /// Frames allowed inside the task loop while the worker waits for work.
         idle_waits: &'static [FrameMatcher],
     },
@@ -94,7 +95,10 @@ pub const ZSERVER: Profile = Profile {
     name: "zserver",
     description: "Zope's classic ZServer worker pool (ZServer.PubCore, Zope 2 and Zope 4 on Python 2.7)",
     rule: WorkerRule::PoolLoop {
-        task_loop: FrameMatcher::function("__init__", "ZServer/PubCore/ZServerPublisher.py"),
+        task_loops: &[FrameMatcher::function(
+            "__init__",
+            "ZServer/PubCore/ZServerPublisher.py",
+        )],
         idle_waits: &[FrameMatcher::function(
             "accept",
             "ZServer/PubCore/ZRendezvous.py",
@@ -108,7 +112,7 @@ pub const WAITRESS: Profile = Profile {
     name: "waitress",
     description: "waitress's ThreadedTaskDispatcher (Zope 4+, Plone 5.2+, Pyramid)",
     rule: WorkerRule::PoolLoop {
-        task_loop: FrameMatcher::function("handler_thread", "waitress/task.py"),
+        task_loops: &[FrameMatcher::function("handler_thread", "waitress/task.py")],
         idle_waits: STDLIB_WAITS,
     },
 };
@@ -119,7 +123,28 @@ pub const THREADPOOL: Profile = Profile {
     name: "threadpool",
     description: "concurrent.futures.ThreadPoolExecutor workers",
     rule: WorkerRule::PoolLoop {
-        task_loop: FrameMatcher::function("_worker", "concurrent/futures/thread.py"),
+        task_loops: &[FrameMatcher::function(
+            "_worker",
+            "concurrent/futures/thread.py",
+        )],
+        idle_waits: STDLIB_WAITS,
+    },
+};
+
+/// cheroot (CherryPy's server): `WorkerThread.run` (up to 9.x) or, from
+/// 10.x, its `_process_connections_until_interrupted` loops on
+/// `server.requests.get()`, a `queue.Queue`.
+pub const CHEROOT: Profile = Profile {
+    name: "cheroot",
+    description: "cheroot/CherryPy's worker thread pool",
+    rule: WorkerRule::PoolLoop {
+        task_loops: &[
+            FrameMatcher::function(
+                "_process_connections_until_interrupted",
+                "cheroot/workers/threadpool.py",
+            ),
+            FrameMatcher::function("run", "cheroot/workers/threadpool.py"),
+        ],
         idle_waits: STDLIB_WAITS,
     },
 };
@@ -132,7 +157,7 @@ pub const GENERIC: Profile = Profile {
 };
 
 /// Every built-in profile, in the order detection prefers them on a tie.
-pub const BUILTIN: &[Profile] = &[ZSERVER, WAITRESS, THREADPOOL, GENERIC];
+pub const BUILTIN: &[Profile] = &[ZSERVER, WAITRESS, CHEROOT, THREADPOOL, GENERIC];
 
 /// Look a built-in profile up by name.
 pub fn by_name(name: &str) -> Option<&'static Profile> {

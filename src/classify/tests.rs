@@ -297,3 +297,55 @@ fn reasons_name_who_called_the_wait() {
         "idle: handler_thread is parked in Condition.wait (threading.py)"
     );
 }
+
+#[test]
+fn cheroot_workers_old_and_new_loops() {
+    use {Role::*, State::*};
+    const POOL: &str = "/venv/lib/python3.12/site-packages/cheroot/workers/threadpool.py";
+    const QUEUE: &str = "/usr/lib/python3.12/queue.py";
+    const SERVER: &str = "/venv/lib/python3.12/site-packages/cheroot/server.py";
+    let rows: Vec<(&str, Vec<Frame>, (Role, State))> = vec![
+        (
+            "10.x idle: run -> _process_connections_until_interrupted -> Queue.get",
+            bootstrap(
+                vec![
+                    f("Condition.wait", THREADING),
+                    f("Queue.get", QUEUE),
+                    f("WorkerThread._process_connections_until_interrupted", POOL),
+                    f("WorkerThread.run", POOL),
+                ],
+                THREADING,
+            ),
+            (Worker, Idle),
+        ),
+        (
+            "10.x busy in a request",
+            bootstrap(
+                vec![
+                    f("hold_sleep", APP),
+                    f("HTTPConnection.communicate", SERVER),
+                    f("WorkerThread._process_connections_until_interrupted", POOL),
+                    f("WorkerThread.run", POOL),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "8.x idle: run -> get -> wait (2.7)",
+            vec![
+                f("wait", THREADING27),
+                f("get", QUEUE27),
+                f(
+                    "run",
+                    "/venv/lib/python2.7/site-packages/cheroot/workers/threadpool.py",
+                ),
+                f("__bootstrap_inner", THREADING27),
+            ],
+            (Worker, Idle),
+        ),
+    ];
+    for (what, frames, expected) in rows {
+        assert_eq!(verdict(&profiles::CHEROOT, frames), expected, "{what}");
+    }
+}

@@ -11,6 +11,7 @@
 # A finished env holds <env>/zhw-ready with two lines:
 #   1. absolute path of the env's python
 #   2. installed waitress version (ZServer version for zserver-2.7)
+#   3. installed cheroot version (waitress/cheroot envs only)
 #
 # Idempotent (an env with zhw-ready is left alone, an env without it is
 # rebuilt from scratch), safe to run concurrently (flock), non-interactive.
@@ -87,6 +88,7 @@ env_ready() {
 mark_ready() {
   printf '%s\n' "$4" > "$1/zhw-spec"
   printf '%s\n%s\n' "$2" "$3" > "$1/zhw-ready.tmp"
+  [ -z "${5:-}" ] || printf '%s\n' "$5" >> "$1/zhw-ready.tmp"
   mv "$1/zhw-ready.tmp" "$1/zhw-ready"
 }
 
@@ -155,10 +157,10 @@ create_env() {
 
 # build_waitress_env <label> <interpreter>
 build_waitress_env() {
-  local label=$1 interp=$2 dir=$root/$1 spec=waitress ver
-  # pip resolves the newest waitress allowed by Requires-Python; 2.7 is pinned
-  # to the last release that supports it, to be explicit.
-  case "$label" in pyenv-2.7.*) spec=waitress==1.4.4 ;; esac
+  local label=$1 interp=$2 dir=$root/$1 spec="waitress cheroot" ver cheroot_ver
+  # pip resolves the newest waitress and cheroot allowed by Requires-Python;
+  # 2.7 is pinned to the last releases that support it, to be explicit.
+  case "$label" in pyenv-2.7.*) spec="waitress==1.4.4 cheroot<9" ;; esac
   if env_ready "$dir" "$spec"; then
     echo "ok    $label: $(sed -n 1p "$dir/zhw-ready") waitress $(sed -n 2p "$dir/zhw-ready") (cached)"
     return 0
@@ -168,15 +170,20 @@ build_waitress_env() {
   if ! create_env "$label" "$interp" "$dir"; then
     log "$label: creating the virtual env failed"; return 1
   fi
-  if ! "$dir/bin/python" -m pip install -q "$spec"; then
+  # shellcheck disable=SC2086 # $spec is a list of requirements
+  if ! "$dir/bin/python" -m pip install -q $spec; then
     log "$label: pip install $spec failed"; return 1
   fi
   if ! ver=$(dist_version "$dir/bin/python" waitress) || [ -z "$ver" ] \
      || ! "$dir/bin/python" -c 'import waitress' ; then
     log "$label: waitress not importable after install"; return 1
   fi
-  mark_ready "$dir" "$dir/bin/python" "$ver" "$spec"
-  echo "built $label: $dir/bin/python waitress $ver"
+  if ! cheroot_ver=$(dist_version "$dir/bin/python" cheroot) || [ -z "$cheroot_ver" ] \
+     || ! "$dir/bin/python" -c 'import cheroot.wsgi' ; then
+    log "$label: cheroot not importable after install"; return 1
+  fi
+  mark_ready "$dir" "$dir/bin/python" "$ver" "$spec" "$cheroot_ver"
+  echo "built $label: $dir/bin/python waitress $ver cheroot $cheroot_ver"
 }
 
 build_zserver_env() {
