@@ -24,17 +24,7 @@ import holds  # noqa: E402
 from cheroot import wsgi  # noqa: E402
 
 
-def app(environ, start_response):
-    path = environ.get("PATH_INFO", "")
-    kind = path[len("/hold/"):] if path.startswith("/hold/") else None
-    if kind in holds.HOLDS:
-        holds.HOLDS[kind](threading.current_thread().name)
-        body = b"released\n"
-    else:
-        body = b"ok\n"
-    start_response("200 OK", [("Content-Type", "text/plain"),
-                              ("Content-Length", str(len(body)))])
-    return [body]
+app = holds.wsgi_app
 
 
 def main():

@@ -152,3 +152,20 @@ HOLDS = {
     "lock": hold_lock,
     "cond": hold_cond,
 }
+
+
+def wsgi_app(environ, start_response):
+    """The test servers' WSGI application: /hold/<kind> runs hold_<kind>
+    (tagged with the worker thread's name), /ok answers at once."""
+    path = environ.get("PATH_INFO", "")
+    kind = path[len("/hold/"):] if path.startswith("/hold/") else None
+    if path == "/ok":
+        body, status = b"ok", "200 OK"
+    elif kind in HOLDS:
+        HOLDS[kind](threading.current_thread().name)
+        body, status = b"released\n", "200 OK"
+    else:
+        body, status = b"not found\n", "404 Not Found"
+    start_response(status, [("Content-Type", "text/plain"),
+                            ("Content-Length", str(len(body)))])
+    return [body]

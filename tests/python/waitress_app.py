@@ -19,7 +19,6 @@ from __future__ import print_function
 import argparse
 import os
 import sys
-import threading
 
 sys.dont_write_bytecode = True  # keep tests/python free of .pyc files
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -30,22 +29,7 @@ import waitress  # noqa: E402
 from waitress import wasyncore  # noqa: E402
 
 
-def app(environ, start_response):
-    path = environ.get("PATH_INFO", "")
-    if path == "/ok":
-        body = b"ok"
-        status = "200 OK"
-    elif path.startswith("/hold/") and path[len("/hold/"):] in holds.HOLDS:
-        hold = holds.HOLDS[path[len("/hold/"):]]
-        hold(threading.current_thread().name)
-        body = b"released\n"
-        status = "200 OK"
-    else:
-        body = b"not found\n"
-        status = "404 Not Found"
-    start_response(status, [("Content-Type", "text/plain"),
-                            ("Content-Length", str(len(body)))])
-    return [body]
+app = holds.wsgi_app
 
 
 class _ReapingAsyncore(object):
