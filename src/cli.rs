@@ -79,9 +79,13 @@ pub struct ReadArgs {
     /// Pause the whole process while reading (py-spy's default; consistent but stalls the target).
     #[arg(long)]
     pub blocking: bool,
-    /// Use this server profile instead of detecting one: zserver, waitress, cheroot, threadpool or generic.
-    #[arg(long, value_name = "NAME", value_parser = parse_profile)]
-    pub profile: Option<&'static Profile>,
+    /// Use this server profile instead of detecting one: zserver, waitress, cheroot,
+    /// threadpool, generic, or one from the profiles file.
+    #[arg(long, value_name = "NAME")]
+    pub profile: Option<String>,
+    /// Also use the server profiles in this TOML file (default: /etc/zhw/profiles.toml if present).
+    #[arg(long, value_name = "FILE")]
+    pub profiles: Option<PathBuf>,
     /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
     #[arg(long, hide = true)]
     pub replay: bool,
@@ -216,11 +220,20 @@ fn parse_timeout(text: &str) -> Result<TimeoutArg, String> {
     })
 }
 
-fn parse_profile(name: &str) -> Result<&'static Profile, String> {
-    profiles::by_name(name).ok_or_else(|| {
-        let known: Vec<&str> = profiles::BUILTIN.iter().map(|p| p.name).collect();
-        format!("unknown profile {name:?}; known: {}", known.join(", "))
-    })
+/// Resolve `--profile NAME` among the user's and the built-in profiles.
+fn resolve_profile(name: &str, user: &[&'static Profile]) -> Result<&'static Profile, String> {
+    user.iter()
+        .copied()
+        .find(|p| p.name == name)
+        .or_else(|| profiles::by_name(name))
+        .ok_or_else(|| {
+            let known: Vec<&str> = user
+                .iter()
+                .map(|p| p.name)
+                .chain(profiles::BUILTIN.iter().map(|p| p.name))
+                .collect();
+            format!("unknown profile {name:?}; known: {}", known.join(", "))
+        })
 }
 
 /// Entry point used by `main`: parse the real command line and run.
@@ -370,32 +383,41 @@ fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
     }
 }
 
-fn inspect_options(read: &ReadArgs) -> InspectOptions {
-    InspectOptions {
+/// Options for reading targets; loads the profiles file, so it can fail
+/// (a malformed file or an unknown `--profile` is a usage error).
+fn inspect_options(read: &ReadArgs) -> Result<InspectOptions, String> {
+    let user_profiles: &'static [&'static Profile] =
+        crate::classify::user::load(read.profiles.as_deref())?.leak();
+    let profile = match &read.profile {
+        Some(name) => Some(resolve_profile(name, user_profiles)?),
+        None => None,
+    };
+    Ok(InspectOptions {
         sample: SampleOptions {
             blocking: read.blocking,
         },
         timeout: Duration::from_secs_f64(read.timeout.seconds),
-        profile: read.profile,
+        profile,
+        user_profiles,
         inject_delay: Duration::from_millis(read.inject_delay_ms),
-    }
+    })
+}
+
+/// Report a usage error found after parsing (stderr, and a status line).
+fn late_usage_error(message: &str, codes: ExitCodes) -> u8 {
+    let code = if codes == ExitCodes::Nagios { 3 } else { 2 };
+    eprintln!("error: {message}");
+    usage_status_line(code, message);
+    code
 }
 
 fn check(args: &CheckArgs) -> io::Result<u8> {
-    let specs = match check_specs(args) {
-        Ok(specs) => specs,
-        Err(message) => {
-            let code = if args.exit_codes == ExitCodes::Nagios {
-                3
-            } else {
-                2
-            };
-            eprintln!("error: {message}");
-            usage_status_line(code, &message);
-            return Ok(code);
-        }
+    let ready = check_specs(args).and_then(|specs| Ok((specs, inspect_options(&args.read)?)));
+    let (specs, options) = match ready {
+        Ok(ready) => ready,
+        Err(message) => return Ok(late_usage_error(&message, args.exit_codes)),
     };
-    let mut report = inspect(&specs, inspect_options(&args.read));
+    let mut report = inspect(&specs, options);
     if let Some(path) = &args.state_file {
         let remembered = crate::state::remember(path, &report);
         for (target, workers) in report.targets.iter_mut().zip(remembered.workers) {
@@ -434,7 +456,11 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
 }
 
 fn dump(args: &DumpArgs) -> io::Result<u8> {
-    let report = inspect(&sources(&args.read), inspect_options(&args.read));
+    let options = match inspect_options(&args.read) {
+        Ok(options) => options,
+        Err(message) => return Ok(late_usage_error(&message, ExitCodes::Original)),
+    };
+    let report = inspect(&sources(&args.read), options);
     let eval = evaluate(&report, &CheckPolicy::default());
     // A dump succeeds when every target could be read.
     let unreadable = report.targets.iter().any(|t| t.error.is_some());

@@ -74,6 +74,7 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
             sample: Default::default(),
             timeout: Duration::from_secs(10),
             profile: None,
+            user_profiles: &[],
             inject_delay: Duration::ZERO,
         },
     );

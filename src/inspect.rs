@@ -69,6 +69,8 @@ pub struct InspectOptions {
     pub timeout: Duration,
     /// Profile forced with `--profile`.
     pub profile: Option<&'static Profile>,
+    /// Profiles from `--profiles` (or /etc/zhw/profiles.toml).
+    pub user_profiles: &'static [&'static Profile],
     /// Test hook (hidden `--inject-delay-ms`): pause before attaching.
     pub inject_delay: Duration,
 }
@@ -182,7 +184,7 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
             Err(message) => return failure_for(source, None, "replay_unreadable", message, false),
         },
     };
-    let classes = classify::classify(&snapshot, options.profile);
+    let classes = classify::classify(&snapshot, options.profile, options.user_profiles);
     let mut report =
         TargetReport::inspected(source_name(source), source_given(source), snapshot, classes);
     report.live = matches!(source, Source::Live(_));

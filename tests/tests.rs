@@ -12,3 +12,4 @@ mod live_waitress;
 mod live_zserver;
 mod monitoring;
 mod shapes;
+mod user_profiles;

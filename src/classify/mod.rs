@@ -8,6 +8,7 @@
 //! too. Decisions made from frames are also stable from one sample to the next.
 
 pub mod profiles;
+pub mod user;
 
 use serde::Serialize;
 
@@ -57,11 +58,15 @@ pub struct Classification {
 }
 
 /// Classify every thread, with `forced` if the user named a profile, else
-/// the best-matching built-in one.
-pub fn classify(snapshot: &Snapshot, forced: Option<&'static Profile>) -> Classification {
+/// the best-matching one among the user's profiles and the built-in ones.
+pub fn classify(
+    snapshot: &Snapshot,
+    forced: Option<&'static Profile>,
+    user_profiles: &[&'static Profile],
+) -> Classification {
     let (profile, profile_reason) = match forced {
         Some(profile) => (profile, format!("{}: chosen with --profile", profile.name)),
-        None => detect(snapshot),
+        None => detect(snapshot, user_profiles),
     };
     let threads = snapshot
         .threads
@@ -75,10 +80,11 @@ pub fn classify(snapshot: &Snapshot, forced: Option<&'static Profile>) -> Classi
     }
 }
 
-/// Pick the pool profile that claims the most threads; the generic one if none does.
-fn detect(snapshot: &Snapshot) -> (&'static Profile, String) {
+/// Pick the pool profile that claims the most threads (the user's profiles
+/// first on a tie); the generic one if none does.
+fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static Profile, String) {
     let mut best: Option<(&'static Profile, &'static [FrameMatcher], usize)> = None;
-    for profile in profiles::BUILTIN {
+    for profile in user_profiles.iter().copied().chain(profiles::BUILTIN) {
         let WorkerRule::PoolLoop { task_loops, .. } = &profile.rule else {
             continue;
         };

@@ -249,7 +249,7 @@ fn detection_picks_the_profile_that_claims_most_threads() {
         pool_idle,
         vec![f("<module>", APP)],
     ]);
-    let c = classify(&snap, None);
+    let c = classify(&snap, None, &[]);
     assert_eq!(c.profile.name, "waitress");
     assert!(
         c.profile_reason.contains("2 threads run handler_thread"),
@@ -262,9 +262,11 @@ fn detection_picks_the_profile_that_claims_most_threads() {
     );
 
     let none = snapshot(vec![vec![f("<module>", APP)]]);
-    assert_eq!(classify(&none, None).profile.name, "generic");
+    assert_eq!(classify(&none, None, &[]).profile.name, "generic");
     assert_eq!(
-        classify(&snap, Some(&profiles::THREADPOOL)).profile.name,
+        classify(&snap, Some(&profiles::THREADPOOL), &[])
+            .profile
+            .name,
         "threadpool"
     );
 }

@@ -1,0 +1,231 @@
+//! User-defined server profiles from a TOML file, so an in-house server can
+//! be classified without changing zhw.
+//!
+//! ```toml
+//! [[profile]]
+//! name = "inhouse"
+//! description = "ACME's job server"
+//! task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
+//! idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" },
+//!               { file = "threading.py" }, { file = "queue.py" }]
+//! ```
+//!
+//! A profile is loaded once per run and lives as long as the process (it is
+//! leaked into `'static`, like the built-in ones). Error messages name the
+//! file and line but never quote the file's content: under sudo the file
+//! may be one the caller cannot read.
+
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::profiles::{self, FrameMatcher, Profile, WorkerRule};
+
+/// Where zhw looks for profiles when `--profiles` is not given.
+pub const SYSTEM_PROFILES: &str = "/etc/zhw/profiles.toml";
+/// Profile files larger than this are refused.
+const MAX_PROFILES_BYTES: u64 = 1024 * 1024;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProfilesFile {
+    #[serde(default)]
+    profile: Vec<UserProfile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserProfile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    task_loops: Vec<UserMatcher>,
+    #[serde(default)]
+    idle_waits: Vec<UserMatcher>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserMatcher {
+    function: Option<String>,
+    file: String,
+}
+
+/// Load `path` (or the system file if `path` is `None` and it exists).
+pub fn load(path: Option<&Path>) -> Result<Vec<&'static Profile>, String> {
+    let (path, required) = match path {
+        Some(path) => (path, true),
+        None => (Path::new(SYSTEM_PROFILES), false),
+    };
+    let shown = path.display().to_string();
+    let mut file = match File::open(path) {
+        Ok(file) => file,
+        Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(format!("cannot read profiles file {shown}: {err}")),
+    };
+    let metadata = file
+        .metadata()
+        .map_err(|e| format!("cannot read profiles file {shown}: {e}"))?;
+    if !metadata.is_file() || metadata.len() > MAX_PROFILES_BYTES {
+        return Err(format!(
+            "profiles file {shown} is not a regular file of at most 1 MiB"
+        ));
+    }
+    if let Some(caller) = crate::privilege::elevated_caller()
+        && !crate::privilege::caller_may_use(&metadata, caller)
+    {
+        return Err(crate::privilege::refusal(
+            "profiles file",
+            &shown,
+            &metadata,
+            caller,
+        ));
+    }
+    let mut text = String::new();
+    file.read_to_string(&mut text)
+        .map_err(|e| format!("cannot read profiles file {shown}: {e}"))?;
+    parse(&text, &shown)
+}
+
+/// Parse profiles from TOML text; `shown` names the file in errors.
+pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
+    let parsed: ProfilesFile = toml::from_str(text).map_err(|err| {
+        let line = err
+            .span()
+            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
+        match line {
+            Some(line) => format!(
+                "invalid profiles file {shown}, line {line}: {}",
+                err.message()
+            ),
+            None => format!("invalid profiles file {shown}: {}", err.message()),
+        }
+    })?;
+    let mut loaded: Vec<&'static Profile> = Vec::new();
+    for user in parsed.profile {
+        let problem = |what: &str| {
+            format!(
+                "invalid profiles file {shown}: profile {:?}: {what}",
+                user.name
+            )
+        };
+        if user.name.is_empty()
+            || user
+                .name
+                .chars()
+                .any(|c| c.is_control() || c.is_whitespace())
+        {
+            return Err(problem("the name must be one word"));
+        }
+        if profiles::by_name(&user.name).is_some() || loaded.iter().any(|p| p.name == user.name) {
+            return Err(problem("this name is already taken"));
+        }
+        if user.task_loops.is_empty() {
+            return Err(problem("task_loops must name at least one frame"));
+        }
+        if user
+            .task_loops
+            .iter()
+            .chain(&user.idle_waits)
+            .any(|m| m.file.is_empty())
+        {
+            return Err(problem("every frame needs a file"));
+        }
+        let profile = Profile {
+            name: user.name.leak(),
+            description: user.description.leak(),
+            rule: WorkerRule::PoolLoop {
+                task_loops: leak_matchers(user.task_loops),
+                idle_waits: leak_matchers(user.idle_waits),
+            },
+        };
+        loaded.push(Box::leak(Box::new(profile)));
+    }
+    Ok(loaded)
+}
+
+fn leak_matchers(matchers: Vec<UserMatcher>) -> &'static [FrameMatcher] {
+    matchers
+        .into_iter()
+        .map(|m| FrameMatcher {
+            function: m.function.map(|f| &*f.leak()),
+            file_suffix: m.file.leak(),
+        })
+        .collect::<Vec<_>>()
+        .leak()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[[profile]]
+name = "inhouse"
+description = "ACME's job server"
+task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
+idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" }, { file = "threading.py" }]
+"#;
+
+    #[test]
+    fn parses_a_profile() {
+        let loaded = parse(GOOD, "p.toml").expect("valid");
+        assert_eq!(loaded.len(), 1);
+        assert_eq!(loaded[0].name, "inhouse");
+        let WorkerRule::PoolLoop {
+            task_loops,
+            idle_waits,
+        } = &loaded[0].rule
+        else {
+            panic!("a pool profile")
+        };
+        assert!(task_loops[0].matches("worker_loop", "/srv/acme/pool.py"));
+        assert!(idle_waits[1].matches("Condition.wait", "/usr/lib/python3.11/threading.py"));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_problem_without_content() {
+        let rows = [
+            (
+                "[[profile]]\nname = \"x\"\ntask_loops = [{ function = \"f\" }]\n",
+                "line 3",
+                "missing field `file`",
+            ),
+            (
+                "[[profile]]\nname = \"x\"\nsecret_key = \"hunter2\"\ntask_loops = []\n",
+                "line 3",
+                "unknown field `secret_key`",
+            ),
+            ("[[profile]\nname = 1\n", "line 1", ""),
+            (
+                "[[profile]]\nname = \"waitress\"\ntask_loops = [{ file = \"a.py\" }]\n",
+                "profile \"waitress\"",
+                "already taken",
+            ),
+            (
+                "[[profile]]\nname = \"y\"\ntask_loops = []\n",
+                "profile \"y\"",
+                "at least one frame",
+            ),
+        ];
+        for (text, place, problem) in rows {
+            let err = parse(text, "/etc/zhw/profiles.toml").expect_err(text);
+            assert!(
+                err.starts_with("invalid profiles file /etc/zhw/profiles.toml"),
+                "{err}"
+            );
+            assert!(err.contains(place) && err.contains(problem), "{err}");
+            assert!(!err.contains("hunter2"), "content leaked: {err}");
+        }
+    }
+
+    #[test]
+    fn a_missing_system_file_is_no_error() {
+        assert!(load(None).is_ok_and(|p| p.is_empty()) || Path::new(SYSTEM_PROFILES).exists());
+        assert!(load(Some(Path::new("/nonexistent/zhw.toml"))).is_err());
+    }
+}

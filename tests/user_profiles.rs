@@ -1,0 +1,126 @@
+//! User-defined profiles (`--profiles FILE`): an in-house server shape that
+//! no built-in profile knows is classified right once a TOML profile
+//! describes it; malformed files get errors naming file and line.
+
+use crate::support::{Server, env_for, record, repo, zhw};
+
+const INHOUSE: &str = r#"
+# ACME's job server: workers loop in worker_loop and wait in wait_for_job.
+[[profile]]
+name = "inhouse"
+description = "ACME job server"
+task_loops = [{ function = "worker_loop", file = "inhouse_server.py" }]
+idle_waits = [{ function = "wait_for_job", file = "inhouse_server.py" }, { file = "threading.py" }]
+"#;
+
+fn inhouse(label: &str) {
+    let Some(env) = env_for(label, label, "in-house profile") else {
+        return;
+    };
+    record(&format!("EXERCISED user profile on {label}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let profiles = dir.path().join("profiles.toml");
+    std::fs::write(&profiles, INHOUSE).expect("write");
+    let profiles = profiles.to_string_lossy().into_owned();
+
+    let mut server = Server::start(
+        &env.python,
+        &repo().join("tests/python/inhouse_server.py"),
+        &["--threads", "4"],
+    );
+    let pid = server.pid.to_string();
+    server.command("hold sleep");
+    server.wait_line("HOLD sleep");
+
+    // Without the profile, the generic rule sees application code in every
+    // worker (wait_for_job is the app's own function) and calls them busy.
+    let run = zhw(&["check", &pid]);
+    assert_eq!(run.line(1), "Idle: 0\tBusy: 4", "[{label}] {}", run.stdout);
+    assert_eq!(run.code, 3);
+
+    // With it, only the worker running a job is busy.
+    let run = zhw(&["check", "--profiles", &profiles, &pid]);
+    assert_eq!(
+        run.first_line().split(" | ").next(),
+        Some("OK - Everything looks fine"),
+        "[{label}] {}",
+        run.stdout
+    );
+    assert_eq!(run.line(1), "Idle: 3\tBusy: 1", "[{label}] {}", run.stdout);
+    let json = zhw(&["check", "--profiles", &profiles, "--format", "json", &pid]).json();
+    assert_eq!(json["targets"][0]["profile"], "inhouse");
+    assert_eq!(
+        json["targets"][0]["stats"]["service_count"], 1,
+        "the main thread"
+    );
+    // --profile can name it too.
+    let run = zhw(&[
+        "dump",
+        "--profiles",
+        &profiles,
+        "--profile",
+        "inhouse",
+        &pid,
+    ]);
+    assert!(
+        run.stdout.contains("idle: worker_loop is parked in"),
+        "[{label}] {}",
+        run.stdout
+    );
+}
+
+#[test]
+fn inhouse_server_python_3_12() {
+    inhouse("pyenv-3.12.1");
+}
+
+#[test]
+fn inhouse_server_python_2_7() {
+    inhouse("pyenv-2.7.18");
+}
+
+#[test]
+fn malformed_profiles_name_file_and_line() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("profiles.toml");
+    std::fs::write(
+        &path,
+        "[[profile]]\nname = \"x\"\npassword = \"hunter2\"\ntask_loops = []\n",
+    )
+    .expect("write");
+    let shown = path.to_string_lossy().into_owned();
+    let fixture = repo().join("tests/fixtures/waitress-3.12-two-busy.json");
+    let run = zhw(&[
+        "check",
+        "--replay",
+        "--profiles",
+        &shown,
+        &fixture.to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 2);
+    assert!(
+        run.first_line().starts_with(&format!("FAILURE - invalid arguments: invalid profiles file {shown}, line 3: unknown field `password`")),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        !run.stdout.contains("hunter2") && !run.stderr.contains("hunter2"),
+        "content leaked"
+    );
+    let run = zhw(&[
+        "check",
+        "--exit-codes",
+        "nagios",
+        "--replay",
+        "--profile",
+        "nosuch",
+        &fixture.to_string_lossy(),
+    ]);
+    assert_eq!(run.code, 3);
+    assert!(
+        run.first_line()
+            .starts_with("UNKNOWN - invalid arguments: unknown profile \"nosuch\"; known: "),
+        "{}",
+        run.stdout
+    );
+}
