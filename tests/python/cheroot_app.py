@@ -10,7 +10,6 @@ pid=<pid>`. `/hold/<kind>` (sleep, spin, lock, cond: see holds.py) prints
 """
 from __future__ import print_function
 
-import argparse
 import os
 import sys
 import threading
@@ -28,12 +27,7 @@ app = holds.wsgi_app
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=4)
-    args = parser.parse_args()
-
-    holds.install_safety_net()
-    holds.hold_main_lock()
+    args = holds.start(__doc__)
     server = wsgi.Server(("127.0.0.1", 0), app, numthreads=args.threads)
     server.prepare()
     holds.emit("READY port=%d pid=%d" % (server.bind_addr[1], os.getpid()))

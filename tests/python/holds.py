@@ -169,3 +169,17 @@ def wsgi_app(environ, start_response):
     start_response(status, [("Content-Type", "text/plain"),
                             ("Content-Length", str(len(body)))])
     return [body]
+
+
+def start(doc, port=False):
+    """Common start of every test server: parse `--threads N` (and `--port P`
+    when asked), arm the safety exit, take HELD_LOCK; returns the arguments."""
+    import argparse
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
+    parser.add_argument("--threads", type=int, default=4)
+    if port:
+        parser.add_argument("--port", type=int, default=0)
+    args = parser.parse_args()
+    install_safety_net()
+    hold_main_lock()
+    return args

@@ -12,7 +12,6 @@ Python 2.7 and 3.x.
 """
 from __future__ import print_function
 
-import argparse
 import os
 import sys
 import threading
@@ -41,11 +40,7 @@ def worker_loop():
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=4)
-    args = parser.parse_args()
-    holds.install_safety_net()
-    holds.hold_main_lock()
+    args = holds.start(__doc__)
     for number in range(args.threads):
         worker = threading.Thread(target=worker_loop, name="job-worker-%d" % number)
         worker.daemon = True

@@ -16,7 +16,6 @@ Exits on SIGTERM/SIGKILL, or by itself after 600 s. Python 2.7 and 3.6+.
 """
 from __future__ import print_function
 
-import argparse
 import os
 import sys
 
@@ -44,13 +43,7 @@ class _ReapingAsyncore(object):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=4)
-    parser.add_argument("--port", type=int, default=0)
-    args = parser.parse_args()
-
-    holds.install_safety_net()
-    holds.hold_main_lock()
+    args = holds.start(__doc__, port=True)
 
     server = waitress.create_server(app, host="127.0.0.1", port=args.port,
                                     threads=args.threads)

@@ -24,7 +24,6 @@ Exits when stdin reaches EOF, on SIGTERM/SIGKILL, or by itself after 600 s.
 """
 from __future__ import print_function
 
-import argparse
 import errno
 import os
 import select
@@ -108,12 +107,7 @@ def command(rendezvous, line):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--threads", type=int, default=4)
-    args = parser.parse_args()
-
-    holds.install_safety_net()
-    holds.hold_main_lock()
+    args = holds.start(__doc__)
 
     rendezvous = ZRendevous(args.threads)
     # READY only once every worker is parked in accept() (the "ready" list).
