@@ -88,6 +88,24 @@ wait_lines() {
   return 1
 }
 
+# Starts a 4-thread waitress server with $python for test $1, named $2:
+# sets port_$2 and pid_$2, writes the pid into pidfile $3 (mode 644), and
+# records the process in pids (killed by finish). Needs $tmp.
+start_waitress() {
+  local test=$1 name=$2 pidfile=$3 log=$tmp/$2.log line
+  ZHW_MAX_HOLD=240 "$python" tests/python/waitress_app.py --threads 4 >"$log" 2>&1 &
+  pids+=($!)
+  if ! wait_lines "$log" 30 1 '^READY port=[0-9]+ pid=[0-9]+'; then
+    fail "$test: waitress server $name did not start: $(tail -n 3 "$log" | tr '\n' ' ')"
+    finish "$test"
+  fi
+  line=$(grep -m1 '^READY' "$log")
+  printf -v "port_$name" '%s' "$(sed 's/.*port=\([0-9]*\).*/\1/' <<<"$line")"
+  printf -v "pid_$name" '%s' "$(sed 's/.*pid=\([0-9]*\).*/\1/' <<<"$line")"
+  sed 's/.*pid=\([0-9]*\).*/\1/' <<<"$line" >"$pidfile"
+  chmod 644 "$pidfile"
+}
+
 # Kills pid $1 (TERM, then KILL after 3 s) if it still runs.
 stop_pid() {
   local pid=$1 i

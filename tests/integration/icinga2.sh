@@ -124,20 +124,8 @@ if [ ! -x "$python" ]; then
   finish icinga2
 fi
 
-start_server() {
-  local name=$1 log=$tmp/$1.log line
-  ZHW_MAX_HOLD=240 "$python" tests/python/waitress_app.py --threads 4 >"$log" 2>&1 &
-  pids+=($!)
-  if ! wait_lines "$log" 30 1 '^READY port=[0-9]+ pid=[0-9]+'; then
-    fail "icinga2: waitress server $name did not start: $(tail -n 3 "$log" | tr '\n' ' ')"
-    finish icinga2
-  fi
-  line=$(grep -m1 '^READY' "$log")
-  printf -v "port_$name" '%s' "$(sed 's/.*port=\([0-9]*\).*/\1/' <<<"$line")"
-  sed 's/.*pid=\([0-9]*\).*/\1/' <<<"$line" >"$tmp/$name.pid"
-}
-start_server client1
-start_server client2
+start_waitress icinga2 client1 "$tmp/client1.pid"
+start_waitress icinga2 client2 "$tmp/client2.pid"
 # All 4 workers of client1 busy.
 for n in 1 2 3 4; do
   exec {fd}<>"/dev/tcp/127.0.0.1/$port_client1" || { fail "icinga2: cannot connect to client1"; finish icinga2; }

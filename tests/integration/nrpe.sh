@@ -69,24 +69,8 @@ fi
 chown nagios: "$tmp/state-nrpe" "$tmp/nagios"
 
 # --- two waitress servers, client1 and client2 -----------------------------
-# Starts a 4-thread waitress server; sets port_$1 and pid_$1, writes $tmp/var/$1.pid.
-start_server() {
-  local name=$1 log=$tmp/$1.log line
-  ZHW_MAX_HOLD=240 "$python" tests/python/waitress_app.py --threads 4 >"$log" 2>&1 &
-  pids+=($!)
-  if ! wait_lines "$log" 30 1 '^READY port=[0-9]+ pid=[0-9]+'; then
-    fail "nrpe: waitress server $name did not start: $(tail -n 3 "$log" | tr '\n' ' ')"
-    finish nrpe
-  fi
-  line=$(grep -m1 '^READY' "$log")
-  printf -v "port_$name" '%s' "$(sed 's/.*port=\([0-9]*\).*/\1/' <<<"$line")"
-  printf -v "pid_$name" '%s' "$(sed 's/.*pid=\([0-9]*\).*/\1/' <<<"$line")"
-  local pid_var=pid_$name
-  echo "${!pid_var}" >"$tmp/var/$name.pid"
-  chmod 644 "$tmp/var/$name.pid"
-}
-start_server client1
-start_server client2
+start_waitress nrpe client1 "$tmp/var/client1.pid"
+start_waitress nrpe client2 "$tmp/var/client2.pid"
 
 # zhw as user nagios: a private copy of the binary with CAP_SYS_PTRACE, as
 # docs/how-to/nrpe.md says. zhw also opens the server's interpreter and
