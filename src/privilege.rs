@@ -14,12 +14,7 @@ use std::os::unix::fs::MetadataExt;
 /// non-root real user holding effective capabilities (a file capability).
 pub fn elevated_caller() -> Option<u32> {
     let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let field = |key: &str| -> Option<&str> {
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::trim)
-    };
+    let field = |key: &str| crate::attach::status_field(&status, key);
     let mut uids = field("Uid:")?
         .split_whitespace()
         .map(|v| v.parse::<u32>().ok());

@@ -28,6 +28,7 @@ use py_spy::{Config, PythonSpy, StackTrace};
 
 pub use error::AttachError;
 pub use permissions::PtraceContext;
+pub(crate) use permissions::status_field;
 
 use crate::model::{Frame, SamplingFacts, Snapshot, ThreadSample};
 use os_threads::TaskList;
@@ -313,17 +314,13 @@ fn process_alive(pid: u32) -> bool {
 /// The state letter of a /proc stat file (after the command name, which may
 /// contain spaces and parentheses).
 fn scheduler_state(stat_path: &str) -> Option<char> {
-    let stat = fs::read_to_string(stat_path).ok()?;
-    let (_, rest) = stat.rsplit_once(')')?;
-    rest.split_whitespace().next()?.chars().next()
+    os_threads::scheduler_state(&fs::read_to_string(stat_path).ok()?)
 }
 
 /// A `/proc/PID/status` field's first value.
 fn status_value(pid: u32, key: &str) -> Option<u32> {
     let status = fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix(key))?
+    permissions::status_field(&status, key)?
         .split_whitespace()
         .next()?
         .parse()

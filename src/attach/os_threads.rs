@@ -183,7 +183,7 @@ fn tid_from_pthread<M: ProcessMemory>(memory: &M, pthread: u64) -> Option<u32> {
 
 /// The state letter of a `stat` line; the command name may contain spaces and
 /// parentheses, so the state is the first field after the *last* `)`.
-fn scheduler_state(stat: &str) -> Option<char> {
+pub(super) fn scheduler_state(stat: &str) -> Option<char> {
     let after_name = &stat[stat.rfind(')')? + 1..];
     after_name.split_whitespace().next()?.chars().next()
 }

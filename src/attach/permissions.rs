@@ -78,7 +78,8 @@ impl PtraceContext {
     }
 }
 
-fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
+/// The value of one `/proc/…/status` field (`key` includes the colon).
+pub(crate) fn status_field<'a>(status: &'a str, key: &str) -> Option<&'a str> {
     status
         .lines()
         .find_map(|line| line.strip_prefix(key))
