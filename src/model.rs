@@ -47,6 +47,42 @@ pub struct ThreadSample {
     pub stack_consistent: bool,
     /// Python frames, innermost first (as py-spy returns them).
     pub frames: Vec<Frame>,
+    /// The request this thread is serving, read from the target's memory
+    /// (WSGI `environ` or ZPublisher request); `None` when none was found.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestInfo>,
+}
+
+/// What a busy worker is serving, as read out of the target. Every value is
+/// untrusted text from the target: renderers sanitize or escape it, and
+/// secret query parameters are already replaced by `***` when it is built.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct RequestInfo {
+    /// HTTP method (`GET`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+    /// Path without the query string (`/site/edit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Query string with secret parameters redacted (`user=bob&password=***`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+    /// Host header / server name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// User-Agent header.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Client address (`REMOTE_ADDR`, or the first `X-Forwarded-For` hop).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
+    /// Address of the request object (environ dict or request instance) in
+    /// the target: the same request seen in two samples has the same address.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<u64>,
+    /// What was cut while reading it (a huge dict, a 10 MB path), in words.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub truncated: Vec<String>,
 }
 
 fn default_true() -> bool {

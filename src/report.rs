@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::classify::{Classification, Role, State};
-use crate::model::{Frame, ProcessFacts, SamplingFacts, Snapshot};
+use crate::model::{Frame, ProcessFacts, RequestInfo, SamplingFacts, Snapshot};
 use crate::policy::Counts;
 
 /// Version of the JSON document layout (docs/reference/json.md).
@@ -166,6 +166,18 @@ pub struct ThreadReport {
     pub stack_consistent: bool,
     /// Frames, innermost first.
     pub frames: Vec<Frame>,
+    /// The request a busy worker is serving, where it could be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub request: Option<RequestInfo>,
+    /// Lower bound, in seconds, of how long this worker has been on its
+    /// current request: known only across several samples (`zhw serve`,
+    /// `zhw check --samples`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub busy_seconds: Option<f64>,
+    /// Same request and same innermost line in every sample that saw it
+    /// busy (several samples needed).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub stuck: bool,
 }
 
 impl TargetReport {
@@ -194,6 +206,9 @@ impl TargetReport {
                 is_main: thread.is_main,
                 stack_consistent: thread.stack_consistent,
                 frames: thread.frames,
+                request: thread.request,
+                busy_seconds: None,
+                stuck: false,
             })
             .collect();
         let workers = || threads.iter().filter(|t| t.role == Role::Worker);

@@ -107,6 +107,7 @@ impl Sampler {
                     .as_ref()
                     .is_none_or(|set| set.contains(&trace.thread_id)),
                 frames: trace.frames.iter().map(convert_frame).collect(),
+                request: None,
             })
             .collect();
         // After a fork, a 2.7 child keeps the parent's thread states though
@@ -559,6 +560,7 @@ mod tests {
             holds_gil: false,
             is_main: false,
             stack_consistent: true,
+            request: None,
             frames: vec![],
         };
         let mut named = vec![thread(Some("MainThread")), thread(None)];

@@ -31,6 +31,7 @@ fn thread(frames: Vec<Frame>) -> ThreadSample {
         is_main: false,
         stack_consistent: true,
         frames,
+        request: None,
     }
 }
 
