@@ -35,6 +35,8 @@ pub enum Command {
     Check(CheckArgs),
     /// Print every thread with its role, state and stack (DeadlockDebugger view).
     Dump(DumpArgs),
+    /// Watch targets continuously: dashboard, status, JSON and metrics over HTTP; log long requests.
+    Serve(ServeArgs),
     /// Start the bundled demo server, hold two requests busy, and check it.
     Demo(DemoArgs),
     /// Write one raw snapshot of a process as JSON (for bug reports and test fixtures).
@@ -76,6 +78,19 @@ pub struct ReadArgs {
     /// CRITICAL, UNKNOWN) sets the status of a target that did not answer in time.
     #[arg(short = 't', long, default_value = "10", value_name = "SECONDS[:STATE]", value_parser = parse_timeout)]
     pub timeout: TimeoutArg,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+    /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
+    #[arg(long, hide = true)]
+    pub replay: bool,
+    /// Test hook: wait this long before attaching (to exercise the timeout path).
+    #[arg(long, hide = true, default_value_t = 0, value_name = "MS")]
+    pub inject_delay_ms: u64,
+}
+
+/// How stacks are read and classified (check, dump and serve).
+#[derive(Debug, Args)]
+pub struct ReadingArgs {
     /// Pause the whole process while reading (py-spy's default; consistent but stalls the target).
     #[arg(long)]
     pub blocking: bool,
@@ -86,29 +101,11 @@ pub struct ReadArgs {
     /// Also use the server profiles in this TOML file (default: /etc/zhw/profiles.toml if present).
     #[arg(long, value_name = "FILE")]
     pub profiles: Option<PathBuf>,
-    /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
-    #[arg(long, hide = true)]
-    pub replay: bool,
-    /// Test hook: wait this long before attaching (to exercise the timeout path).
-    #[arg(long, hide = true, default_value_t = 0, value_name = "MS")]
-    pub inject_delay_ms: u64,
 }
 
-/// Output formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum Format {
-    /// Human and Nagios readable text.
-    #[default]
-    Text,
-    /// One JSON document (docs/reference/json.md).
-    Json,
-}
-
-/// `zhw check`.
+/// The status rules (check and serve).
 #[derive(Debug, Args)]
-pub struct CheckArgs {
-    #[command(flatten)]
-    pub read: ReadArgs,
+pub struct PolicyArgs {
     /// WARNING when the busy-worker count alerts RANGE (Nagios ranges: N = above N,
     /// N: = below N, ~:N, N:M, @N:M = inside); default: from 4 busy.
     #[arg(
@@ -129,6 +126,87 @@ pub struct CheckArgs {
     /// Exit codes: the original check's, or the Nagios plugin standard.
     #[arg(long, value_enum, default_value_t = ExitCodes::Original)]
     pub exit_codes: ExitCodes,
+    /// CRITICAL when a target has fewer than N worker threads (workers died).
+    #[arg(long, value_name = "N")]
+    pub expect_workers: Option<u64>,
+}
+
+impl PolicyArgs {
+    fn policy(&self, on_timeout: OnTimeout, long_request_seconds: Option<f64>) -> CheckPolicy {
+        CheckPolicy {
+            thresholds: Thresholds {
+                warning: self.warning.clone(),
+                critical: self.critical.clone(),
+            },
+            codes: self.exit_codes,
+            on_timeout,
+            expect_workers: self.expect_workers,
+            long_request_seconds,
+        }
+    }
+}
+
+/// `zhw serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// PIDs or pidfiles of the server processes (pidfiles are re-read every round).
+    #[arg(value_name = "TARGET")]
+    pub targets: Vec<OsString>,
+    /// Watch the main process of this systemd unit (repeatable).
+    #[arg(long = "unit", value_name = "NAME")]
+    pub units: Vec<String>,
+    /// Watch every process whose command line matches this regular expression (repeatable).
+    #[arg(long = "match", value_name = "REGEX")]
+    pub matches: Vec<String>,
+    /// Seconds between the starts of two samples.
+    #[arg(long, default_value = "1", value_name = "SECONDS", env = "ZHW_INTERVAL", value_parser = parse_interval)]
+    pub interval: f64,
+    /// Log a worker busy on one request for this many seconds (then again every
+    /// as many seconds), and raise its target to WARNING.
+    #[arg(long, default_value = "30", value_name = "SECONDS", env = "ZHW_LONG_REQUEST", value_parser = parse_interval)]
+    pub long_request: f64,
+    /// Address and port for HTTP; loopback only by default (see docs/how-to/systemd.md before exposing it).
+    #[arg(
+        long,
+        default_value = "127.0.0.1:9713",
+        value_name = "ADDR:PORT",
+        env = "ZHW_LISTEN"
+    )]
+    pub listen: std::net::SocketAddr,
+    #[command(flatten)]
+    pub reading: ReadingArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+}
+
+fn parse_interval(text: &str) -> Result<f64, String> {
+    let seconds: f64 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if seconds.is_finite() && (0.01..=86_400.0).contains(&seconds) {
+        Ok(seconds)
+    } else {
+        Err("must be between 0.01 and 86400 seconds".into())
+    }
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum Format {
+    /// Human and Nagios readable text.
+    #[default]
+    Text,
+    /// One JSON document (docs/reference/json.md).
+    Json,
+}
+
+/// `zhw check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub read: ReadArgs,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Order of the text output.
     #[arg(long, value_enum, default_value_t = Layout::Nagios)]
     pub layout: Layout,
@@ -147,9 +225,6 @@ pub struct CheckArgs {
     /// Remember each target's worker pool here between runs; a pool that shrank is CRITICAL.
     #[arg(long, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
-    /// CRITICAL when a target has fewer than N worker threads (workers died).
-    #[arg(long, value_name = "N")]
-    pub expect_workers: Option<u64>,
 }
 
 /// `zhw dump`.
@@ -297,7 +372,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Check(args) => reject_test_hooks_in_release(&args.read).map_err(|e| {
             (
                 e,
-                if args.exit_codes == ExitCodes::Nagios {
+                if args.policy.exit_codes == ExitCodes::Nagios {
                     3
                 } else {
                     2
@@ -315,6 +390,7 @@ pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Check(args) => check(&args),
         Command::Dump(args) => dump(&args),
+        Command::Serve(args) => serve(&args),
         Command::Demo(args) => crate::demo::run(&args.python, args.busy),
         Command::Record(args) => record(&args),
         Command::Generate(args) => generate(args.what),
@@ -386,20 +462,82 @@ fn ignore_broken_pipe(result: io::Result<()>) -> io::Result<()> {
 /// Options for reading targets; loads the profiles file, so it can fail
 /// (a malformed file or an unknown `--profile` is a usage error).
 fn inspect_options(read: &ReadArgs) -> Result<InspectOptions, String> {
+    let mut options = reading_options(&read.reading)?;
+    options.timeout = Duration::from_secs_f64(read.timeout.seconds);
+    options.inject_delay = Duration::from_millis(read.inject_delay_ms);
+    Ok(options)
+}
+
+/// Options from `--blocking`, `--profile` and `--profiles`.
+fn reading_options(reading: &ReadingArgs) -> Result<InspectOptions, String> {
     let user_profiles: &'static [&'static Profile] =
-        crate::classify::user::load(read.profiles.as_deref())?.leak();
-    let profile = match &read.profile {
+        crate::classify::user::load(reading.profiles.as_deref())?.leak();
+    let profile = match &reading.profile {
         Some(name) => Some(resolve_profile(name, user_profiles)?),
         None => None,
     };
     Ok(InspectOptions {
         sample: SampleOptions {
-            blocking: read.blocking,
+            blocking: reading.blocking,
         },
-        timeout: Duration::from_secs_f64(read.timeout.seconds),
+        timeout: Duration::from_secs(10),
         profile,
         user_profiles,
-        inject_delay: Duration::from_millis(read.inject_delay_ms),
+        inject_delay: Duration::ZERO,
+    })
+}
+
+/// `zhw serve`: validate, then run until stopped. Exit 0 after SIGTERM or
+/// SIGINT, 1 when it cannot start, 2 for invalid arguments.
+fn serve(args: &ServeArgs) -> io::Result<u8> {
+    let config = match serve_config(args) {
+        Ok(config) => config,
+        Err(message) => {
+            eprintln!("zhw serve: error: {message}");
+            return Ok(2);
+        }
+    };
+    match crate::serve::run(config) {
+        Ok(()) => Ok(0),
+        Err(err) => {
+            crate::serve::journal::log(crate::serve::journal::Level::Error, &err.to_string());
+            Ok(1)
+        }
+    }
+}
+
+fn serve_config(args: &ServeArgs) -> Result<crate::serve::ServeConfig, String> {
+    use crate::serve::scheduler::Watched;
+    let mut watched = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for word in args.targets.iter().filter(|w| seen.insert(w.as_os_str())) {
+        watched.push(Watched::Named(Target::parse(word)));
+    }
+    for unit in &args.units {
+        if unit.is_empty() || unit.starts_with('-') {
+            return Err(format!("--unit {unit:?} is not a unit name"));
+        }
+        watched.push(Watched::Named(Target::Unit(unit.clone())));
+    }
+    for pattern in &args.matches {
+        let regex = regex::RegexBuilder::new(pattern)
+            .size_limit(1 << 20)
+            .build()
+            .map_err(|err| format!("--match {pattern:?}: {err}"))?;
+        watched.push(Watched::Matching(regex));
+    }
+    if watched.is_empty() {
+        return Err("nothing to watch: give a TARGET, --unit NAME or --match REGEX".into());
+    }
+    Ok(crate::serve::ServeConfig {
+        watched,
+        interval: Duration::from_secs_f64(args.interval),
+        listen: args.listen,
+        policy: args
+            .policy
+            .policy(OnTimeout::Unknown, Some(args.long_request)),
+        options: reading_options(&args.reading)?,
+        history: Duration::from_secs(3600),
     })
 }
 
@@ -415,7 +553,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
     let ready = check_specs(args).and_then(|specs| Ok((specs, inspect_options(&args.read)?)));
     let (specs, options) = match ready {
         Ok(ready) => ready,
-        Err(message) => return Ok(late_usage_error(&message, args.exit_codes)),
+        Err(message) => return Ok(late_usage_error(&message, args.policy.exit_codes)),
     };
     let mut report = inspect(&specs, options);
     if let Some(path) = &args.state_file {
@@ -425,15 +563,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
         }
         report.warnings.extend(remembered.warnings);
     }
-    let policy = CheckPolicy {
-        thresholds: Thresholds {
-            warning: args.warning.clone(),
-            critical: args.critical.clone(),
-        },
-        codes: args.exit_codes,
-        on_timeout: args.read.timeout.on_timeout,
-        expect_workers: args.expect_workers,
-    };
+    let policy = args.policy.policy(args.read.timeout.on_timeout, None);
     let eval = evaluate(&report, &policy);
     let mut out = io::BufWriter::new(io::stdout().lock());
     ignore_broken_pipe(match args.format {

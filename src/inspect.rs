@@ -143,7 +143,7 @@ pub fn inspect(specs: &[TargetSpec], options: InspectOptions) -> Report {
 /// Two targets must not share a name (perfdata labels would collide, e.g.
 /// `a/instance.pid` and `b/instance.pid`): colliding names become the target
 /// as given, which is stable across restarts, unlike a PID.
-fn disambiguate_names(targets: &mut [TargetReport]) {
+pub(crate) fn disambiguate_names(targets: &mut [TargetReport]) {
     let mut seen = std::collections::HashMap::<String, usize>::new();
     for target in targets.iter() {
         *seen.entry(target.name.clone()).or_default() += 1;
@@ -184,11 +184,26 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
             Err(message) => return failure_for(source, None, "replay_unreadable", message, false),
         },
     };
-    let classes = classify::classify(&snapshot, options.profile, options.user_profiles);
-    let mut report =
-        TargetReport::inspected(source_name(source), source_given(source), snapshot, classes);
+    let mut report = classified(
+        source_name(source),
+        source_given(source),
+        snapshot,
+        &options,
+    );
     report.live = matches!(source, Source::Live(_));
     report
+}
+
+/// Classify a snapshot with the chosen profiles into a target report
+/// (shared by the one-shot inspection and `zhw serve`).
+pub(crate) fn classified(
+    name: String,
+    given: String,
+    snapshot: Snapshot,
+    options: &InspectOptions,
+) -> TargetReport {
+    let classes = classify::classify(&snapshot, options.profile, options.user_profiles);
+    TargetReport::inspected(name, given, snapshot, classes)
 }
 
 /// Read a recorded snapshot (`zhw record`) from a JSON file.
@@ -203,7 +218,7 @@ pub fn load_snapshot(path: &std::path::Path) -> Result<Snapshot, String> {
     serde_json::from_str(&text).map_err(|err| format!("bad snapshot {}: {err}", path.display()))
 }
 
-fn attach_kind(err: &AttachError) -> &'static str {
+pub(crate) fn attach_kind(err: &AttachError) -> &'static str {
     match err {
         AttachError::NoSuchProcess { .. } => "no_such_process",
         AttachError::PermissionDenied { .. } => "permission_denied",
@@ -232,6 +247,7 @@ fn describe(source: &Source) -> String {
         Source::Live(Target::Pid(pid)) => format!("pid {pid}"),
         Source::Live(Target::Pidfile(path)) => format!("pidfile {}", path.display()),
         Source::Live(Target::InvalidPid(word)) => word.clone(),
+        Source::Live(Target::Unit(unit)) => format!("unit {unit}"),
         Source::Replay(path) => format!("snapshot {}", path.display()),
     }
 }

@@ -123,6 +123,38 @@ pub struct CheckPolicy {
     pub on_timeout: OnTimeout,
     /// `--expect-workers N`: fewer workers means some died.
     pub expect_workers: Option<u64>,
+    /// `zhw serve --long-request SECONDS`: a worker busy on one request at
+    /// least this long raises its target to WARNING (Products.LongRequestLogger's idea).
+    pub long_request_seconds: Option<f64>,
+}
+
+/// Raise a target to WARNING when `long` workers have been on their current
+/// request longer than the limit; a worse status keeps its level and gains
+/// the note, so the operator sees both problems.
+pub fn judge_long_requests(
+    verdict: TargetVerdict,
+    long: usize,
+    limit_seconds: f64,
+) -> TargetVerdict {
+    if long == 0 {
+        return verdict;
+    }
+    let note = format!(
+        "{long} request{} running longer than {}s",
+        if long == 1 { "" } else { "s" },
+        limit_seconds
+    );
+    match verdict.status {
+        Status::Ok => TargetVerdict {
+            status: Status::Warning,
+            not_running: false,
+            message: note,
+        },
+        _ => TargetVerdict {
+            message: format!("{}; {note}", verdict.message),
+            ..verdict
+        },
+    }
 }
 
 /// Judge one inspected target.
@@ -380,7 +412,18 @@ pub fn evaluate(report: &crate::report::Report, policy: &CheckPolicy) -> Evaluat
                     (Some(a), Some(b)) => Some(a.max(b)),
                     (a, b) => a.or(b),
                 };
-                judge_pool(counts, &policy.thresholds, expected)
+                let verdict = judge_pool(counts, &policy.thresholds, expected);
+                match policy.long_request_seconds {
+                    Some(limit) => {
+                        let long = inspection
+                            .threads
+                            .iter()
+                            .filter(|t| t.busy_seconds.is_some_and(|s| s >= limit))
+                            .count();
+                        judge_long_requests(verdict, long, limit)
+                    }
+                    None => verdict,
+                }
             }
             (None, Some(error)) if error.kind == "timeout" => {
                 timed_out(&error.message, policy.on_timeout)
@@ -440,6 +483,22 @@ mod tests {
 
     fn counts(busy: u64, idle: u64) -> Counts {
         Counts { busy, idle }
+    }
+
+    #[test]
+    fn long_requests_raise_to_warning_and_keep_worse() {
+        let ok = judge(counts(1, 3), &Thresholds::default());
+        assert_eq!(judge_long_requests(ok.clone(), 0, 30.0), ok);
+        let raised = judge_long_requests(ok, 2, 30.0);
+        assert_eq!(raised.status, Status::Warning);
+        assert_eq!(raised.message, "2 requests running longer than 30s");
+        let critical = judge(counts(4, 0), &Thresholds::default());
+        let kept = judge_long_requests(critical, 1, 0.5);
+        assert_eq!(kept.status, Status::Critical);
+        assert_eq!(
+            kept.message,
+            "No more Zeo client available; 1 request running longer than 0.5s"
+        );
     }
 
     #[test]

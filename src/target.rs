@@ -1,4 +1,5 @@
-//! Turn what the user named — a PID or a pidfile — into a live PID.
+//! Turn what the user named — a PID, a pidfile or a systemd unit — into a
+//! live PID; [`matching`] finds processes by command line.
 //!
 //! Zope and buildout write `var/client1.pid`; naming the file instead of a
 //! number keeps an NRPE command valid across restarts. Pidfiles are read with
@@ -12,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 use thiserror::Error;
 
+pub mod matching;
+mod unit;
+
 /// The most of a pidfile zhw reads; a PID is at most 10 digits plus whitespace.
 const PIDFILE_READ_LIMIT: u64 = 64;
 
@@ -24,6 +28,8 @@ pub enum Target {
     Pidfile(PathBuf),
     /// A word that looks like a process id but cannot be one (`-1`, `99999999999`).
     InvalidPid(String),
+    /// The main process of a systemd unit (`--unit zope-client1`).
+    Unit(String),
 }
 
 /// Why a target did not resolve to a live PID.
@@ -47,6 +53,15 @@ pub enum TargetError {
     /// The pidfile names a process that is not running.
     #[error("stale pidfile {path}: process {pid} is not running")]
     Stale { path: String, pid: u32 },
+    /// The systemd unit has no running main process.
+    #[error("unit {unit} has no running main process")]
+    UnitNotRunning { unit: String },
+    /// systemctl could not tell the unit's main PID.
+    #[error("cannot resolve unit {unit}: {reason}")]
+    UnitUnresolved { unit: String, reason: String },
+    /// `--match` found no process.
+    #[error("no process matches {pattern:?}")]
+    NoMatch { pattern: String },
 }
 
 impl TargetError {
@@ -59,6 +74,9 @@ impl TargetError {
             TargetError::Stale { .. } => "stale_pidfile",
             TargetError::InvalidPid { .. } => "invalid_pid",
             TargetError::Refused { .. } => "pidfile_refused",
+            TargetError::UnitNotRunning { .. } => "unit_not_running",
+            TargetError::UnitUnresolved { .. } => "unit_unresolved",
+            TargetError::NoMatch { .. } => "no_match",
         }
     }
 
@@ -66,7 +84,10 @@ impl TargetError {
     pub fn is_not_running(&self) -> bool {
         matches!(
             self,
-            TargetError::PidfileMissing { .. } | TargetError::Stale { .. }
+            TargetError::PidfileMissing { .. }
+                | TargetError::Stale { .. }
+                | TargetError::UnitNotRunning { .. }
+                | TargetError::NoMatch { .. }
         )
     }
 }
@@ -95,6 +116,7 @@ impl Target {
         let name = match self {
             Target::Pid(pid) => return format!("pid {pid}"),
             Target::InvalidPid(word) => word.clone(),
+            Target::Unit(unit) => unit.strip_suffix(".service").unwrap_or(unit).to_string(),
             Target::Pidfile(path) => path
                 .file_stem()
                 .map(|stem| stem.to_string_lossy().into_owned())
@@ -110,6 +132,7 @@ impl Target {
             Target::Pid(pid) => pid.to_string(),
             Target::Pidfile(path) => path.to_string_lossy().into_owned(),
             Target::InvalidPid(word) => word.clone(),
+            Target::Unit(unit) => format!("unit {unit}"),
         }
     }
 
@@ -119,6 +142,7 @@ impl Target {
         match self {
             Target::Pid(pid) => Ok(*pid),
             Target::InvalidPid(word) => Err(TargetError::InvalidPid { word: word.clone() }),
+            Target::Unit(unit) => unit::main_pid(unit),
             Target::Pidfile(path) => {
                 let path = &path.to_string_lossy().into_owned();
                 let pid = read_pidfile(path)?;

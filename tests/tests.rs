@@ -11,5 +11,6 @@ mod live_cheroot;
 mod live_waitress;
 mod live_zserver;
 mod monitoring;
+mod serve;
 mod shapes;
 mod user_profiles;

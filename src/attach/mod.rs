@@ -29,6 +29,7 @@ use py_spy::{Config, PythonSpy, StackTrace};
 pub use error::AttachError;
 pub use permissions::PtraceContext;
 pub(crate) use permissions::status_field;
+pub use process_facts::start_ticks;
 
 use crate::model::{Frame, SamplingFacts, Snapshot, ThreadSample};
 use os_threads::TaskList;

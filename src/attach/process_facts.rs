@@ -46,3 +46,10 @@ pub fn read(pid: u32) -> ProcessFacts {
         start_ticks: stat.as_ref().map(|s| s.starttime),
     }
 }
+
+/// Start time of `pid` in clock ticks since boot: with the PID, it tells a
+/// process from a later one that reuses the PID.
+pub fn start_ticks(pid: u32) -> Option<u64> {
+    let process = procfs::process::Process::new(i32::try_from(pid).ok()?).ok()?;
+    process.stat().ok().map(|stat| stat.starttime)
+}

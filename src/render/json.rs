@@ -19,7 +19,21 @@ struct Document<'a> {
     message: &'a str,
     system: &'a SystemFacts,
     warnings: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    sidecar: Option<&'a Sidecar>,
     targets: Vec<Target<'a>>,
+}
+
+/// What `zhw serve`'s `/json` adds to the check's document: which sampling
+/// round it comes from (a consumer can tell a stale answer).
+#[derive(Debug, Clone, Serialize)]
+pub struct Sidecar {
+    /// Rounds completed since the sidecar started.
+    pub round: u64,
+    /// When this round started (RFC 3339, UTC).
+    pub sampled_at: String,
+    /// How long the round took, in seconds.
+    pub round_seconds: f64,
 }
 
 #[derive(Serialize)]
@@ -38,6 +52,27 @@ pub fn write<W: Write>(
     eval: &Evaluation,
     exit_code: u8,
 ) -> io::Result<()> {
+    write_document(out, report, eval, exit_code, None)
+}
+
+/// The same document with the sidecar's round facts (`zhw serve`'s `/json`).
+pub fn write_sidecar<W: Write>(
+    out: &mut W,
+    report: &Report,
+    eval: &Evaluation,
+    exit_code: u8,
+    sidecar: &Sidecar,
+) -> io::Result<()> {
+    write_document(out, report, eval, exit_code, Some(sidecar))
+}
+
+fn write_document<W: Write>(
+    out: &mut W,
+    report: &Report,
+    eval: &Evaluation,
+    exit_code: u8,
+    sidecar: Option<&Sidecar>,
+) -> io::Result<()> {
     let document = Document {
         schema_version: SCHEMA_VERSION,
         status: eval.verdict.label,
@@ -45,6 +80,7 @@ pub fn write<W: Write>(
         message: &eval.verdict.message,
         system: &report.system,
         warnings: &report.warnings,
+        sidecar,
         targets: report
             .targets
             .iter()

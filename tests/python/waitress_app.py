@@ -11,6 +11,9 @@ Endpoints:
         the worker busy in holds.hold_<kind> until the process dies
         (at most 300 s), then answer 200.
     /ok   200 "ok" at once.
+    /shrink/<n>
+        lower waitress's worker count to n (its set_thread_count: surplus
+        worker threads exit), as if workers had died; 200 at once.
     else  404.
 Exits on SIGTERM/SIGKILL, or by itself after 600 s. Python 2.7 and 3.6+.
 """
@@ -28,7 +31,18 @@ import waitress  # noqa: E402
 from waitress import wasyncore  # noqa: E402
 
 
-app = holds.wsgi_app
+SERVER = []  # the one waitress server, once created
+
+
+def app(environ, start_response):
+    """holds.wsgi_app, plus /shrink/<n> to make worker threads exit."""
+    path = environ.get("PATH_INFO", "")
+    if path.startswith("/shrink/") and SERVER:
+        SERVER[0].task_dispatcher.set_thread_count(int(path[len("/shrink/"):]))
+        start_response("200 OK", [("Content-Type", "text/plain"),
+                                  ("Content-Length", "7")])
+        return [b"shrunk\n"]
+    return holds.wsgi_app(environ, start_response)
 
 
 class _ReapingAsyncore(object):
@@ -47,6 +61,7 @@ def main():
 
     server = waitress.create_server(app, host="127.0.0.1", port=args.port,
                                     threads=args.threads)
+    SERVER.append(server)
     if holds.PY2:
         server.asyncore = _ReapingAsyncore()
     holds.emit("READY port=%d pid=%d" % (int(server.effective_port), os.getpid()))

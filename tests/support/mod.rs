@@ -12,6 +12,8 @@ use std::sync::OnceLock;
 use std::sync::mpsc::{self, Receiver};
 use std::time::Duration;
 
+pub mod sidecar;
+
 /// How long a server may take to answer a handshake line.
 const HANDSHAKE: Duration = Duration::from_secs(60);
 
