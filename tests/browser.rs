@@ -4,8 +4,8 @@
 //! built, not on the bytes zhw wrote. Without chromium these tests print a
 //! SKIP line (tests/support/browser.rs).
 
-use crate::support::browser::{dump_dom, skip};
-use crate::support::{repo, zhw};
+use crate::support::browser::{chromium, dump_dom, skip};
+use crate::support::{record, repo, zhw};
 
 /// A recording whose busy worker serves `/x<script>…</script>` and runs a
 /// function named `hold_cond<img src=x onerror=…>` (waitress-3.12-two-busy
@@ -41,6 +41,9 @@ fn html_report_shows_a_hostile_request_as_text() {
     let Some(dom) = load(&html_report(HOSTILE)) else {
         return skip("html_report_shows_a_hostile_request_as_text");
     };
+    if let Some(browser) = chromium() {
+        record(&format!("EXERCISED HTML report in {}", browser.display()));
+    }
     assert_eq!(
         title(&dom),
         "zhw check — OK",
