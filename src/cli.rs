@@ -198,6 +198,8 @@ pub enum Format {
     Text,
     /// One JSON document (docs/reference/json.md).
     Json,
+    /// One self-contained HTML page (no script, nothing loaded), e.g. to save or mail.
+    Html,
 }
 
 /// `zhw check`.
@@ -581,6 +583,7 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
             crate::render::json::write(&mut out, &report, &eval, eval.verdict.exit_code)
                 .and_then(|()| out.flush())
         }
+        Format::Html => html_page(&mut out, &report, &eval, "zhw check"),
     })?;
     Ok(eval.verdict.exit_code)
 }
@@ -601,8 +604,24 @@ fn dump(args: &DumpArgs) -> io::Result<u8> {
         Format::Json => {
             crate::render::json::write(&mut out, &report, &eval, code).and_then(|()| out.flush())
         }
+        Format::Html => html_page(&mut out, &report, &eval, "zhw dump"),
     })?;
     Ok(code)
+}
+
+/// The standalone report page (no refresh, no history) for `--format html`.
+fn html_page<W: Write>(
+    out: &mut W,
+    report: &crate::report::Report,
+    eval: &crate::policy::Evaluation,
+    title: &str,
+) -> io::Result<()> {
+    let options = crate::render::html::PageOptions {
+        refresh_seconds: None,
+        history: &[],
+        title,
+    };
+    crate::render::html::page(out, report, eval, &options).and_then(|()| out.flush())
 }
 
 fn generate(what: Generated) -> io::Result<u8> {

@@ -4,8 +4,8 @@
 //! [`target`] (what the user named → PIDs) → [`attach`] (PIDs →
 //! [`model::Snapshot`]) → [`classify`] (roles and states) → [`report`] (the
 //! facts) → [`policy`] (thresholds → status and exit code) → [`render`]
-//! (text, JSON). [`inspect`] runs the first four for several targets within
-//! a deadline; [`cli`] wires it to the command line.
+//! (text, JSON, HTML). [`inspect`] runs the first four for several targets
+//! within a deadline; [`cli`] wires it to the command line.
 
 pub mod attach;
 pub mod classify;

@@ -16,6 +16,8 @@ fn fixture(name: &str) -> String {
 
 const TWO_BUSY: &str = "waitress-3.12-two-busy.json";
 const ALL_BUSY: &str = "waitress-2.7-all-busy.json";
+/// TWO_BUSY with request objects on both busy workers, one full of markup.
+const HOSTILE_REQUEST: &str = "waitress-3.12-hostile-request.json";
 
 /// Compare with a reviewed file under tests/golden/; `ZHW_BLESS=1` rewrites it.
 fn golden(name: &str, actual: &str) {
@@ -222,6 +224,75 @@ fn classic_details_golden_without_volatile_lines() {
     let dump_at = run.stdout.find("\nDump:\n").expect("a Dump: section");
     let stable = &run.stdout[dump_at + 1..];
     golden("check-classic-waitress-2.7-all-busy.txt", stable);
+}
+
+/// An HTML page with what differs between runs and checkouts blanked: the
+/// host facts (time, load, memory) and where the fixtures are checked out
+/// (the recorded frames' own paths stay).
+fn stable_html(page: &str) -> String {
+    let start = page.find("<dl class=\"host\">").expect("host facts");
+    let end = start + page[start..].find("</dl>").expect("end of host facts");
+    let page = format!(
+        "{}<dl class=\"host\">(host facts){}",
+        &page[..start],
+        &page[end..]
+    );
+    page.replace(
+        &repo().join("tests/fixtures").display().to_string(),
+        "$FIXTURES",
+    )
+}
+
+#[test]
+fn html_report_golden() {
+    for (fixture_name, golden_name) in [
+        (TWO_BUSY, "check-waitress-3.12-two-busy.html"),
+        (HOSTILE_REQUEST, "check-waitress-3.12-hostile-request.html"),
+    ] {
+        let run = zhw(&[
+            "check",
+            "--format",
+            "html",
+            "--replay",
+            &fixture(fixture_name),
+        ]);
+        assert_eq!(run.code, 0, "{}", run.stderr);
+        golden(golden_name, &stable_html(&run.stdout));
+    }
+}
+
+#[test]
+fn html_keeps_the_exit_codes() {
+    let critical = zhw(&["check", "--format", "html", "--replay", &fixture(ALL_BUSY)]);
+    assert_eq!(critical.code, 3);
+    assert!(
+        critical
+            .stdout
+            .contains("<h1 class=\"status-line\">CRITICAL - No more Zeo client available</h1>"),
+        "{}",
+        critical.stdout
+    );
+    let nagios = zhw(&[
+        "check",
+        "--format",
+        "html",
+        "--exit-codes",
+        "nagios",
+        "--replay",
+        &fixture(ALL_BUSY),
+    ]);
+    assert_eq!(nagios.code, 2);
+    let missing = fixture("no-such-recording.json");
+    let failed = zhw(&["check", "--format", "html", "--replay", &missing]);
+    assert_eq!(failed.code, 2);
+    assert!(
+        failed.stdout.contains("<p class=\"error\">error ("),
+        "{}",
+        failed.stdout
+    );
+    let dump = zhw(&["dump", "--format", "html", "--replay", &fixture(ALL_BUSY)]);
+    assert_eq!(dump.code, 0, "a dump succeeds when every target was read");
+    assert!(dump.stdout.contains("<title>zhw dump — CRITICAL</title>"));
 }
 
 #[test]

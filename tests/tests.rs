@@ -4,6 +4,7 @@
 
 mod support;
 
+mod browser;
 mod cli_replay;
 mod demo;
 mod errors;

@@ -308,7 +308,8 @@ fn stack<W: Write>(
     Ok(())
 }
 
-fn bytes(n: u64) -> String {
+/// A byte count for people (`1.5 MiB`); shared with the HTML renderer so both say the same.
+pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
     let mut value = n as f64;
     let mut unit = 0;
@@ -323,7 +324,8 @@ fn bytes(n: u64) -> String {
     }
 }
 
-fn duration(seconds: f64) -> String {
+/// A duration for people (`59s`, `1h02m`); shared with the HTML renderer.
+pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
     match (s / 86400, s / 3600 % 24, s / 60 % 60, s % 60) {
         (0, 0, 0, sec) => format!("{sec}s"),

@@ -179,9 +179,7 @@ fn answer(site: &Site, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; img-src data:; frame-ancestors 'none'",
-        ),
+        HeaderValue::from_static(render::html::CONTENT_SECURITY_POLICY),
     );
     response
 }
