@@ -497,3 +497,49 @@ interpreters! {
     serve_on_pyenv_3_13 => "pyenv-3.13.0",
     serve_on_debian_3_11 => "debian-3.11",
 }
+
+#[test]
+fn serve_dashboard_in_a_real_browser() {
+    use crate::support::browser::{chromium, dump_dom, skip};
+    let label = "pyenv-3.12.1";
+    let Some(env) = env_for(label, label, "serve dashboard") else {
+        return;
+    };
+    let Some(browser) = chromium() else {
+        skip("zhw serve dashboard");
+        return;
+    };
+    record(&format!(
+        "EXERCISED serve dashboard in {} on {label}",
+        browser.display()
+    ));
+    let mut server = waitress(&env, "3");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pidfile = dir.path().join("client7.pid");
+    write_pidfile(&pidfile, server.pid);
+    server.hold_http_at("sleep", "/<script>document.title='PWNED'</script>");
+    let sidecar = Sidecar::start(&[pidfile.to_str().expect("utf-8 path"), "--interval", "0.2"]);
+    sidecar.wait_json("one busy worker", |d| stat(d, "busy_count") == Some(1));
+    let page = sidecar.get("/");
+    assert_eq!(page.code, 200);
+    let head = page.head.to_ascii_lowercase();
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(
+        head.contains("content-security-policy: default-src 'none'"),
+        "{head}"
+    );
+
+    let url = format!("http://127.0.0.1:{}/", sidecar.port);
+    let dom = dump_dom(&url).expect("chromium is installed");
+    assert!(dom.contains("client7"), "the target's card:\n{dom}");
+    assert!(dom.contains("OK"), "its status:\n{dom}");
+    assert!(
+        dom.contains("hold_sleep"),
+        "the busy worker's stack:\n{dom}"
+    );
+    assert!(
+        dom.contains("http-equiv=\"refresh\""),
+        "it refreshes itself"
+    );
+    assert!(!dom.contains("<title>PWNED"), "nothing from the target ran");
+}

@@ -179,7 +179,7 @@ fn answer(site: &Site, request: &Request<Incoming>) -> Response<Full<Bytes>> {
     );
     headers.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(render::html::CONTENT_SECURITY_POLICY),
+        HeaderValue::from_static(CONTENT_SECURITY_POLICY),
     );
     response
 }
@@ -245,6 +245,10 @@ fn render(site: &Site, published: &Published, path: &str) -> Option<Rendered> {
 
 const TEXT: &str = "text/plain; charset=utf-8";
 
+/// The page's own policy, plus what only a header can say: no framing.
+const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; style-src 'unsafe-inline'; \
+     base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
+
 fn status_text(
     body: &mut Vec<u8>,
     report: &Report,
@@ -297,6 +301,17 @@ fn percent_decode(segment: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn header_policy_extends_the_page_policy() {
+        assert_eq!(
+            CONTENT_SECURITY_POLICY,
+            format!(
+                "{}; frame-ancestors 'none'",
+                render::html::CONTENT_SECURITY_POLICY
+            )
+        );
+    }
 
     #[test]
     fn status_codes_follow_free_workers() {

@@ -182,11 +182,17 @@ impl Server {
 
     /// Send an HTTP request that a worker will hold, and wait until it does.
     pub fn hold_http(&mut self, kind: &str) {
+        self.hold_http_at(kind, "");
+    }
+
+    /// Like [`Server::hold_http`], with `suffix` appended to the path
+    /// (`/hold/<kind><suffix>`), e.g. hostile text for rendering tests.
+    pub fn hold_http_at(&mut self, kind: &str, suffix: &str) {
         let port = self.port.expect("server printed a port");
         let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         write!(
             stream,
-            "GET /hold/{kind}?user=alice HTTP/1.0\r\nHost: test\r\n\r\n"
+            "GET /hold/{kind}{suffix}?user=alice HTTP/1.0\r\nHost: test\r\n\r\n"
         )
         .expect("send");
         self.held.push(stream);
