@@ -179,6 +179,27 @@ pub struct ServeArgs {
     pub policy: PolicyArgs,
 }
 
+/// `--interval` of `zhw check`: milliseconds, or a number with `ms` or `s`.
+fn parse_milliseconds(text: &str) -> Result<Duration, String> {
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else if let Some(s) = text.strip_suffix('s') {
+        (s, 1.0)
+    } else {
+        (text, 0.001)
+    };
+    let value: f64 = number
+        .trim()
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 500, 500ms, 2s)"))?;
+    let seconds = value * scale;
+    if seconds.is_finite() && (0.001..=60.0).contains(&seconds) {
+        Ok(Duration::from_secs_f64(seconds))
+    } else {
+        Err("must be between 1ms and 60s".into())
+    }
+}
+
 fn parse_interval(text: &str) -> Result<f64, String> {
     let seconds: f64 = text
         .parse()
@@ -227,6 +248,13 @@ pub struct CheckArgs {
     /// Remember each target's worker pool here between runs; a pool that shrank is CRITICAL.
     #[arg(long, value_name = "PATH")]
     pub state_file: Option<PathBuf>,
+    /// Take N samples, --interval apart, to tell how long each busy worker has been
+    /// on its request (a lower bound) and flag workers stuck on one line.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub samples: u32,
+    /// Time between samples: a number of milliseconds, or with a unit (500ms, 2s).
+    #[arg(long, default_value = "500ms", value_name = "MS", value_parser = parse_milliseconds)]
+    pub interval: Duration,
 }
 
 /// `zhw dump`.
@@ -557,11 +585,16 @@ fn check(args: &CheckArgs) -> io::Result<u8> {
         Ok(ready) => ready,
         Err(message) => return Ok(late_usage_error(&message, args.policy.exit_codes)),
     };
-    let mut report = inspect(&specs, options);
+    let mut report = if args.samples > 1 {
+        crate::inspect::inspect_series(&specs, options, args.samples, args.interval)
+    } else {
+        inspect(&specs, options)
+    };
     if let Some(path) = &args.state_file {
         let remembered = crate::state::remember(path, &report);
         for (target, workers) in report.targets.iter_mut().zip(remembered.workers) {
-            target.remembered_workers = workers;
+            // A pool that shrank during this check's own samples counts too.
+            target.remembered_workers = target.remembered_workers.max(workers);
         }
         report.warnings.extend(remembered.warnings);
     }
@@ -731,6 +764,16 @@ mod tests {
             usage_error_code(&words("zhw check --exit-codes=nagios -w x")),
             3
         );
+    }
+
+    #[test]
+    fn check_intervals_take_units() {
+        assert_eq!(parse_milliseconds("250"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_milliseconds("250ms"), Ok(Duration::from_millis(250)));
+        assert_eq!(parse_milliseconds("2s"), Ok(Duration::from_secs(2)));
+        assert!(parse_milliseconds("0").is_err());
+        assert!(parse_milliseconds("61s").is_err());
+        assert!(parse_milliseconds("soon").is_err());
     }
 
     #[test]

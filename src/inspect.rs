@@ -140,6 +140,63 @@ pub fn inspect(specs: &[TargetSpec], options: InspectOptions) -> Report {
     }
 }
 
+/// Inspect every source `samples` times, `interval` apart, within the
+/// one deadline of `options.timeout`, and report the last sample with each
+/// busy worker's time on its current request (a lower bound: from the first
+/// sample that saw it) and the `stuck` flag (same request and innermost line
+/// in every sample). Fewer samples are taken when the deadline comes first;
+/// the report then says so.
+pub fn inspect_series(
+    specs: &[TargetSpec],
+    options: InspectOptions,
+    samples: u32,
+    interval: Duration,
+) -> Report {
+    let deadline = Instant::now() + options.timeout;
+    let mut tracker = crate::track::Tracker::new(None).stuck_after(samples);
+    let mut taken = 0;
+    let mut failures = vec![0u32; specs.len()];
+    let mut report = loop {
+        let started = Instant::now();
+        let remaining = deadline.saturating_duration_since(started);
+        let mut report = inspect(
+            specs,
+            InspectOptions {
+                timeout: remaining,
+                ..options
+            },
+        );
+        taken += 1;
+        let now = Instant::now();
+        for (target, failed) in report.targets.iter_mut().zip(&mut failures) {
+            *failed += u32::from(target.error.is_some());
+            tracker.observe(target, now, u64::from(taken));
+        }
+        // Another sample only if it fits: the pause plus about as long as this one took.
+        if taken >= samples || now + interval + (now - started) >= deadline {
+            break report;
+        }
+        std::thread::sleep(interval);
+    };
+    for (target, failed) in report.targets.iter().zip(&failures) {
+        if *failed > 0 && target.error.is_none() {
+            report.warnings.push(format!(
+                "{}: {failed} of {taken} samples could not be read; durations and stuck \
+                 flags cover the others only",
+                target.name
+            ));
+        }
+    }
+    if taken < samples {
+        report.warnings.push(format!(
+            "took {taken} of {samples} samples before the {}s deadline; durations and \
+             stuck flags cover those only",
+            options.timeout.as_secs_f64()
+        ));
+    }
+    report
+}
+
 /// Two targets must not share a name (perfdata labels would collide, e.g.
 /// `a/instance.pid` and `b/instance.pid`): colliding names become the target
 /// as given, which is stable across restarts, unlike a PID.

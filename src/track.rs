@@ -60,6 +60,7 @@ pub struct LongRequest {
 #[derive(Debug)]
 pub struct Tracker {
     long_request: Option<Duration>,
+    stuck_after: u32,
     processes: HashMap<ProcessKey, ProcessTrack>,
 }
 
@@ -88,8 +89,17 @@ impl Tracker {
     pub fn new(long_request: Option<Duration>) -> Tracker {
         Tracker {
             long_request,
+            stuck_after: 2,
             processes: HashMap::new(),
         }
+    }
+
+    /// Call a worker stuck only once it was seen on the same request and
+    /// line in at least `samples` samples (`zhw check --samples N` asks for
+    /// all N; the sidecar for 2).
+    pub fn stuck_after(mut self, samples: u32) -> Tracker {
+        self.stuck_after = samples.max(2);
+        self
     }
 
     /// Take in one sample of a target taken at `now` in round `round`: fill
@@ -142,7 +152,7 @@ impl Tracker {
             };
             let busy_for = now.saturating_duration_since(ongoing.first_seen);
             thread.busy_seconds = Some(busy_for.as_secs_f64());
-            thread.stuck = ongoing.samples >= 2 && ongoing.same_line;
+            thread.stuck = ongoing.samples >= self.stuck_after && ongoing.same_line;
             if let Some(limit) = self.long_request
                 && busy_for >= limit
                 && ongoing.next_log.is_none_or(|at| now >= at)
@@ -264,6 +274,19 @@ mod tests {
         tracker.observe(&mut third, at(9), 3);
         assert_eq!(busy(&third)[0], (Some(0.0), false), "new request object");
         assert_eq!(busy(&third)[2], (Some(0.0), false), "was idle before");
+    }
+
+    #[test]
+    fn stuck_can_require_every_sample() {
+        let t0 = Instant::now();
+        let mut tracker = Tracker::new(None).stuck_after(3);
+        let mut stuck = Vec::new();
+        for round in 0..3 {
+            let mut t = target(10, &[Some((Some(0xA), 5))]);
+            tracker.observe(&mut t, t0 + Duration::from_secs(round), round);
+            stuck.push(busy(&t)[0].1);
+        }
+        assert_eq!(stuck, [false, false, true]);
     }
 
     #[test]

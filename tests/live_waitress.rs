@@ -165,6 +165,56 @@ fn waitress_matrix(label: &str) {
     );
     expect(&pid, &["--blocking"], WARNING, "Idle: 2\tBusy: 4", 1, label);
     expect(&pid, &["-w", "4"], OK, "Idle: 2\tBusy: 4", 0, label);
+
+    // Several samples: how long each busy worker has been on its request (a
+    // lower bound: from the first sample on), and who is stuck on one line.
+    let run = zhw(&[
+        "check",
+        "--samples",
+        "3",
+        "--interval",
+        "200ms",
+        "--format",
+        "json",
+        &pid,
+    ]);
+    let document = run.json();
+    let threads = document["targets"][0]["threads"]
+        .as_array()
+        .expect("threads");
+    let busy: Vec<&serde_json::Value> = threads.iter().filter(|t| t["state"] == "busy").collect();
+    assert_eq!(busy.len(), 4, "{label}: {document}");
+    for thread in &busy {
+        let seconds = thread["busy_seconds"].as_f64().unwrap_or(-1.0);
+        assert!(seconds >= 0.4, "{label}: two intervals at least: {thread}");
+        // The sleepers and lock/condition waiters sit on one line throughout
+        // (unless a sample failed on an overloaded machine, which the report says).
+        if document["warnings"]
+            .as_array()
+            .is_some_and(|w| w.is_empty())
+        {
+            assert_eq!(thread["stuck"], true, "{label}: {thread}");
+        } else {
+            eprintln!(
+                "{label}: not all samples were read: {}",
+                document["warnings"]
+            );
+        }
+    }
+    assert!(
+        threads
+            .iter()
+            .filter(|t| t["state"] == "idle")
+            .all(|t| t["busy_seconds"].is_null() && t["stuck"].is_null()),
+        "{label}: idle workers have no duration"
+    );
+    let text = zhw(&["check", "--samples", "2", "--interval", "100", &pid]);
+    assert!(
+        text.stdout
+            .contains("busy for at least 0s, STUCK on one line"),
+        "{label}: {}",
+        text.stdout
+    );
 }
 
 macro_rules! interpreters {

@@ -248,9 +248,22 @@ fn thread_block<W: Write>(
     } else {
         format!(" [{}]", flags.join(", "))
     };
+    // Several samples tell how long a busy worker has been on its request.
+    let since = match (thread.state, thread.busy_seconds) {
+        (State::Busy, Some(seconds)) => format!(
+            " for at least {}{}",
+            duration(seconds),
+            if thread.stuck {
+                ", STUCK on one line"
+            } else {
+                ""
+            }
+        ),
+        _ => String::new(),
+    };
     writeln!(
         out,
-        "Thread {}{name}{tid}: {role} {state}{flags}",
+        "Thread {}{name}{tid}: {role} {state}{since}{flags}",
         thread.thread_id
     )?;
     writeln!(out, "\t{}", clean(&thread.reason))?;
