@@ -27,6 +27,11 @@ installed_files=(
   /usr/share/doc/zhw/examples/nagios/nrpe.cfg
   /usr/share/doc/zhw/examples/nagios/zope.cfg
   /usr/share/doc/zhw/examples/icinga2/zhw.conf
+  /usr/share/doc/zhw/examples/systemd/zhw.service
+  /usr/share/doc/zhw/examples/systemd/zhw.default
+  /usr/share/doc/zhw/examples/prometheus/zhw.yml
+  /usr/share/doc/zhw/examples/prometheus/zhw-alerts.yml
+  /usr/lib/systemd/system/zhw.service
 )
 
 purge() {
@@ -92,7 +97,7 @@ for f in "${installed_files[@]}"; do
   [ -s "$f" ] || missing+=("$f")
 done
 if [ ${#missing[@]} -eq 0 ]; then
-  pass "deb: ${#installed_files[@]} files in place (binary, man page, bash/zsh/fish completions, docs, examples)"
+  pass "deb: ${#installed_files[@]} files in place (binary, man page, bash/zsh/fish completions, systemd unit, docs, examples)"
 else
   fail "deb: missing after install: ${missing[*]}"
 fi
