@@ -389,6 +389,10 @@ fn reject_test_hooks_in_release(read: &ReadArgs) -> Result<(), String> {
 
 /// FAILURE (2) normally; UNKNOWN (3) when the user asked for Nagios codes.
 fn usage_error_code(args: &[OsString]) -> u8 {
+    // The sidecar is no plugin: its invalid arguments are always 2.
+    if args.get(1).is_some_and(|word| word == "serve") {
+        return 2;
+    }
     let nagios = args
         .windows(2)
         .any(|w| w[0] == "--exit-codes" && w[1] == "nagios")

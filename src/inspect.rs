@@ -170,7 +170,7 @@ pub fn inspect_series(
         let now = Instant::now();
         for (target, failed) in report.targets.iter_mut().zip(&mut failures) {
             *failed += u32::from(target.error.is_some());
-            tracker.observe(target, now, u64::from(taken));
+            tracker.observe(target, now);
         }
         // Another sample only if it fits: the pause plus about as long as this one took.
         if taken >= samples || now + interval + (now - started) >= deadline {

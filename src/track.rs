@@ -70,8 +70,6 @@ struct ProcessTrack {
     max_workers: u64,
     /// Busy workers by Python thread id.
     ongoing: HashMap<u64, Ongoing>,
-    /// Round in which the process was last observed.
-    seen_round: u64,
 }
 
 #[derive(Debug)]
@@ -102,15 +100,10 @@ impl Tracker {
         self
     }
 
-    /// Take in one sample of a target taken at `now` in round `round`: fill
+    /// Take in one sample of a target taken at `now`: fill
     /// in each busy worker's `busy_seconds` and `stuck`, the target's
     /// `remembered_workers`, and return the long requests due for logging.
-    pub fn observe(
-        &mut self,
-        target: &mut TargetReport,
-        now: Instant,
-        round: u64,
-    ) -> Vec<LongRequest> {
+    pub fn observe(&mut self, target: &mut TargetReport, now: Instant) -> Vec<LongRequest> {
         let Some(key) = ProcessKey::of(target) else {
             return Vec::new();
         };
@@ -119,7 +112,6 @@ impl Tracker {
             return Vec::new();
         };
         let track = self.processes.entry(key).or_default();
-        track.seen_round = round;
         let workers = inspection.stats.total_threads;
         if track.max_workers > 0 {
             target.remembered_workers = Some(track.max_workers);
@@ -172,9 +164,12 @@ impl Tracker {
         due
     }
 
-    /// Forget processes not observed since `round` (exited or restarted).
-    pub fn forget_older_than(&mut self, round: u64) {
-        self.processes.retain(|_, track| track.seen_round >= round);
+    /// Forget processes that are gone (exited, or restarted under a new
+    /// start time). A process that is still there but could not be read
+    /// this time keeps its memory: one failed read must not make a pool
+    /// that lost workers look whole again.
+    pub fn forget_all_but(&mut self, present: &std::collections::HashSet<ProcessKey>) {
+        self.processes.retain(|key, _| present.contains(key));
     }
 }
 
@@ -260,18 +255,18 @@ mod tests {
         let at = |s: u64| t0 + Duration::from_secs(s);
         let mut tracker = Tracker::new(None);
         let mut first = target(10, &[Some((Some(0xA), 5)), Some((None, 7)), None]);
-        tracker.observe(&mut first, at(0), 1);
+        tracker.observe(&mut first, at(0));
         assert_eq!(busy(&first)[0], (Some(0.0), false));
 
         let mut second = target(10, &[Some((Some(0xA), 5)), Some((None, 8)), None]);
-        tracker.observe(&mut second, at(5), 2);
+        tracker.observe(&mut second, at(5));
         // Same request and line twice: stuck; no identity but busy twice: same request, moving.
         assert_eq!(busy(&second)[0], (Some(5.0), true));
         assert_eq!(busy(&second)[1], (Some(5.0), false));
         assert_eq!(busy(&second)[2], (None, false));
 
         let mut third = target(10, &[Some((Some(0xB), 5)), None, Some((None, 1))]);
-        tracker.observe(&mut third, at(9), 3);
+        tracker.observe(&mut third, at(9));
         assert_eq!(busy(&third)[0], (Some(0.0), false), "new request object");
         assert_eq!(busy(&third)[2], (Some(0.0), false), "was idle before");
     }
@@ -283,7 +278,7 @@ mod tests {
         let mut stuck = Vec::new();
         for round in 0..3 {
             let mut t = target(10, &[Some((Some(0xA), 5))]);
-            tracker.observe(&mut t, t0 + Duration::from_secs(round), round);
+            tracker.observe(&mut t, t0 + Duration::from_secs(round));
             stuck.push(busy(&t)[0].1);
         }
         assert_eq!(stuck, [false, false, true]);
@@ -296,10 +291,9 @@ mod tests {
         let mut tracker = Tracker::new(Some(Duration::from_secs(30)));
         let logged: Vec<(u64, usize, bool)> = [0, 20, 30, 40, 59, 60, 95]
             .into_iter()
-            .enumerate()
-            .map(|(round, s)| {
+            .map(|s| {
                 let mut t = target(10, &[Some((Some(1), 5))]);
-                let due = tracker.observe(&mut t, at(s), round as u64);
+                let due = tracker.observe(&mut t, at(s));
                 (s, due.len(), due.first().is_some_and(|d| d.repeated))
             })
             .collect();
@@ -322,18 +316,25 @@ mod tests {
         let now = Instant::now();
         let mut tracker = Tracker::new(None);
         let mut full = target(10, &[None, None, None]);
-        tracker.observe(&mut full, now, 1);
+        tracker.observe(&mut full, now);
         assert_eq!(full.remembered_workers, None);
         let mut shrunk = target(10, &[None, None]);
-        tracker.observe(&mut shrunk, now, 2);
+        tracker.observe(&mut shrunk, now);
         assert_eq!(shrunk.remembered_workers, Some(3));
         // Another process (a restart gets a new PID) starts afresh.
         let mut restarted = target(11, &[None, None]);
-        tracker.observe(&mut restarted, now, 3);
+        tracker.observe(&mut restarted, now);
         assert_eq!(restarted.remembered_workers, None);
-        tracker.forget_older_than(3);
+        tracker.forget_all_but(
+            &[ProcessKey {
+                pid: 11,
+                start_ticks: None,
+            }]
+            .into_iter()
+            .collect(),
+        );
         let mut back = target(10, &[None]);
-        tracker.observe(&mut back, now, 4);
+        tracker.observe(&mut back, now);
         assert_eq!(back.remembered_workers, None, "forgotten after it vanished");
     }
 }

@@ -4,8 +4,10 @@
 //! A pure function of the Report, the Evaluation and the sidecar's
 //! counters: metrics need no thresholds of their own, and a scrape never
 //! triggers a sample. Every series carries a `target` label (the target's
-//! display name, stable across restarts of the server it watches); PIDs are
-//! left out on purpose, as they would make a new series at every restart.
+//! display name: the pidfile's stem or the unit's name, stable across
+//! restarts of the server it watches; `--match` targets are named `pid N`
+//! since nothing else tells them apart). PIDs are not a label of their own,
+//! as they would make a new series at every restart.
 
 use std::io::{self, Write};
 

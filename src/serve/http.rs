@@ -159,7 +159,9 @@ fn answer(site: &Site, request: &Request<Incoming>) -> Response<Full<Bytes>> {
                 );
             };
             if let Ok(mut cache) = site.cache.lock() {
-                // Only known paths reach here, so the cache stays small.
+                // Only known paths reach here, and bodies of earlier rounds
+                // are dropped, so the cache holds one round's pages at most.
+                cache.retain(|_, (round, _)| *round == published.round);
                 cache.insert(path, (published.round, rendered.clone()));
             }
             rendered

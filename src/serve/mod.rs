@@ -7,7 +7,7 @@
 //!
 //! Under systemd (`Type=notify`) zhw reports READY after its first round,
 //! a STATUS line after each, and pings the watchdog from the sampling loop,
-//! so a wedged sampler gets the service restarted (examples/zhw-serve.service).
+//! so a wedged sampler gets the service restarted (examples/systemd/zhw.service).
 
 pub mod http;
 pub mod journal;

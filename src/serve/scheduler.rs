@@ -104,9 +104,10 @@ impl Scheduler {
         let started = Instant::now();
         let sampled_at = SystemTime::now();
         let mut live_keys = HashSet::new();
+        let mut present = HashSet::new();
         let mut targets = Vec::new();
         for resolved in self.resolve_all() {
-            let target = self.sample(resolved, &mut live_keys);
+            let target = self.sample(resolved, &mut live_keys, &mut present);
             targets.push(target);
         }
         // A process that is gone (or restarted) no longer needs its Sampler.
@@ -116,9 +117,9 @@ impl Scheduler {
         let now = Instant::now();
         let mut long_requests = Vec::new();
         for target in &mut targets {
-            long_requests.extend(self.tracker.observe(target, now, self.round));
+            long_requests.extend(self.tracker.observe(target, now));
         }
-        self.tracker.forget_older_than(self.round);
+        self.tracker.forget_all_but(&present);
 
         let report = Report {
             system: SystemFacts::read(),
@@ -209,7 +210,15 @@ impl Scheduler {
         resolved
     }
 
-    fn sample(&mut self, resolved: Resolved, live_keys: &mut HashSet<ProcessKey>) -> TargetReport {
+    /// Sample one resolved target. `live_keys` gathers the processes read
+    /// (their Samplers are kept), `present` those that still exist (their
+    /// request and pool memory is kept, even when this read failed).
+    fn sample(
+        &mut self,
+        resolved: Resolved,
+        live_keys: &mut HashSet<ProcessKey>,
+        present: &mut HashSet<ProcessKey>,
+    ) -> TargetReport {
         let Resolved { name, given, pid } = resolved;
         let pid = match pid {
             Ok(pid) => pid,
@@ -236,20 +245,26 @@ impl Scheduler {
         match snapshot {
             Ok(snapshot) => {
                 live_keys.insert(key);
+                present.insert(key);
                 let mut report = classified(name, given, snapshot, &self.options);
                 report.live = true;
                 report
             }
-            Err(err) => TargetReport::failed(
-                name,
-                given,
-                Some(pid),
-                TargetError {
-                    kind: attach_kind(&err),
-                    message: err.to_string(),
-                    not_running: err.is_not_running(),
-                },
-            ),
+            Err(err) => {
+                if !err.is_not_running() {
+                    present.insert(key);
+                }
+                TargetReport::failed(
+                    name,
+                    given,
+                    Some(pid),
+                    TargetError {
+                        kind: attach_kind(&err),
+                        message: err.to_string(),
+                        not_running: err.is_not_running(),
+                    },
+                )
+            }
         }
     }
 
@@ -267,7 +282,11 @@ impl Scheduler {
                 "WARNING" => Level::Warning,
                 _ => Level::Error,
             };
-            let pid = target.pid.map(|p| format!(" pid {p}")).unwrap_or_default();
+            // `--match` targets are already named "pid N".
+            let pid = match target.pid {
+                Some(p) if !target.name.starts_with("pid ") => format!(" pid {p}"),
+                _ => String::new(),
+            };
             journal::log(
                 level,
                 &format!(

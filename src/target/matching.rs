@@ -31,12 +31,14 @@ pub fn matching_pids(pattern: &Regex) -> Vec<u32> {
 /// The command line of a process, NULs turned into spaces; `None` for a
 /// kernel thread (empty) or a process that is gone.
 pub fn command_line(pid: u32) -> Option<String> {
-    let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
-    let raw = &raw[..raw.len().min(CMDLINE_LIMIT)];
+    use std::io::Read;
+    let file = std::fs::File::open(format!("/proc/{pid}/cmdline")).ok()?;
+    let mut raw = Vec::new();
+    file.take(CMDLINE_LIMIT as u64).read_to_end(&mut raw).ok()?;
     if raw.is_empty() {
         return None;
     }
-    let text = String::from_utf8_lossy(raw);
+    let text = String::from_utf8_lossy(&raw);
     Some(text.trim_end_matches('\0').replace('\0', " "))
 }
 

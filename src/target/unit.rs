@@ -24,6 +24,11 @@ pub fn main_pid(unit: &str) -> Result<u32, TargetError> {
     };
     let mut child = Command::new("systemctl")
         .args(["show", "--property=MainPID", "--value", "--", unit])
+        // Not our notify socket: systemd accepts only zhw's own messages
+        // (NotifyAccess=main) and would log each of systemctl's.
+        .env_remove("NOTIFY_SOCKET")
+        .env_remove("WATCHDOG_PID")
+        .env_remove("WATCHDOG_USEC")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

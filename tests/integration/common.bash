@@ -32,6 +32,10 @@ require_root() {
   fi
 }
 
+# Every apt-get of these scripts waits (up to 5 min) for another package
+# manager to finish instead of failing on the dpkg lock.
+apt-get() { command apt-get -o DPkg::Lock::Timeout=300 "$@"; }
+
 # apt-get update once per script run (the package lists may be missing or
 # stale on a fresh machine).
 apt_updated=

@@ -2,7 +2,8 @@
 # The sidecar's integration artefacts with the real tools:
 #   1. examples/systemd/zhw.service passes `systemd-analyze verify`, and
 #      `systemd-analyze security` rates its exposure at most 3.0 ("OK");
-#   2. examples/prometheus/zhw.yml and zhw-alerts.yml pass `promtool check`;
+#   2. examples/prometheus/zhw.yml and zhw-alerts.yml pass `promtool check`,
+#      and the alerts fire on made-up series (`promtool test rules`);
 #   3. `zhw serve`'s /metrics, with 2 of 4 workers of a real waitress busy,
 #      passes `promtool check metrics`;
 #   4. a private Prometheus server, configured from the example (scrape
@@ -67,6 +68,13 @@ if out=$(cd "$tmp" && promtool check config zhw.yml 2>&1); then
   pass "prometheus: promtool check config accepts examples/prometheus/zhw.yml (and its rules)"
 else
   fail "prometheus: promtool check config: $out"
+fi
+
+cp tests/integration/prometheus/alerts-test.yml "$tmp/"
+if out=$(cd "$tmp" && promtool test rules alerts-test.yml 2>&1); then
+  pass "prometheus: the example alert rules fire as intended (promtool test rules)"
+else
+  fail "prometheus: promtool test rules: $out"
 fi
 
 start_waitress prometheus client1 "$tmp/client1.pid"
