@@ -206,16 +206,14 @@ impl PythonProcessInfo {
                     info!("Found libpython binary @ {}", filename.display());
 
                     // on linux the process could be running in docker, access the filename through procfs
+                    // (zhw patch: or through the mapping itself when the file on disk is not the one mapped)
                     #[cfg(target_os = "linux")]
-                    let filename = &std::path::PathBuf::from(format!(
-                        "/proc/{}/root{}",
-                        process.pid,
-                        filename.display()
-                    ));
+                    let filename = &mapped_file(process.pid, libpython, filename)?;
 
                     #[allow(unused_mut)]
                     let mut parsed =
-                        parse_binary(filename, libpython.start() as u64, libpython.size() as u64)?;
+                        parse_binary(filename, libpython.start() as u64, libpython.size() as u64)
+                            .with_context(|| format!("Failed to parse {}", filename.display()))?;
                     #[cfg(windows)]
                     parsed.symbols.extend(get_windows_python_symbols(
                         process.pid,
@@ -1082,6 +1080,59 @@ impl ContainsAddr for Vec<MapRange> {
     #[cfg(not(windows))]
     fn contains_addr(&self, addr: usize) -> bool {
         proc_maps::maps_contain_addr(addr, self)
+    }
+}
+
+/// zhw patch: the path to open for the file behind mapping `map` of process `pid`, whose
+/// maps entry names `filename`.
+///
+/// Normally `/proc/PID/root<filename>`, which also reaches into containers. But a library that
+/// was deleted or replaced on disk after it was mapped (a package upgrade under a running
+/// service) is no longer at that path: maps shows `<filename> (deleted)`, or the path holds a
+/// new file with another inode. Symbols parsed from a new version would point at the wrong
+/// addresses, so the mapped file itself is read through `/proc/PID/map_files/START-END`. The
+/// kernel lets only CAP_SYS_ADMIN or CAP_CHECKPOINT_RESTORE open those; without them a deleted
+/// library is an error that says so, and an inode mismatch (which overlay file systems can show
+/// for an unchanged file) falls back to the path.
+#[cfg(target_os = "linux")]
+fn mapped_file(pid: Pid, map: &MapRange, filename: &Path) -> Result<std::path::PathBuf, Error> {
+    use std::os::unix::fs::MetadataExt;
+    let shown = filename.to_string_lossy();
+    let deleted = shown.strip_suffix(" (deleted)");
+    let by_path =
+        std::path::PathBuf::from(format!("/proc/{}/root{}", pid, deleted.unwrap_or(&shown)));
+    let by_mapping = std::path::PathBuf::from(format!(
+        "/proc/{}/map_files/{:x}-{:x}",
+        pid,
+        map.start(),
+        map.start() + map.size()
+    ));
+    let on_disk = std::fs::metadata(&by_path).map(|meta| meta.ino());
+    if deleted.is_none() && on_disk.as_ref().ok() == Some(&(map.inode as u64)) {
+        return Ok(by_path);
+    }
+    let mapped_copy = match std::fs::File::open(&by_mapping) {
+        Ok(_) => return Ok(by_mapping),
+        Err(err) => format!(
+            "its mapped copy {} cannot be opened either ({}; that needs CAP_SYS_ADMIN or \
+             CAP_CHECKPOINT_RESTORE)",
+            by_mapping.display(),
+            err
+        ),
+    };
+    match (deleted, on_disk) {
+        (Some(path), _) => Err(format_err!(
+            "{} was deleted or replaced on disk after the process mapped it, and {}",
+            path,
+            mapped_copy
+        )),
+        (None, Ok(_)) => Ok(by_path),
+        (None, Err(err)) => Err(format_err!(
+            "{} cannot be opened ({}), and {}",
+            by_path.display(),
+            err,
+            mapped_copy
+        )),
     }
 }
 

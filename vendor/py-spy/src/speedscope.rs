@@ -300,6 +300,8 @@ mod tests {
             active: true,
             owns_gil: false,
             frames: vec![frame],
+            frames_elided: 0,
+            frames_cut: false,
             process_info: None,
         };
 

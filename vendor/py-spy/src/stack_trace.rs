@@ -1,3 +1,4 @@
+use std::collections::HashSet;
 use std::sync::Arc;
 
 use anyhow::{Context, Error, Result};
@@ -28,6 +29,13 @@ pub struct StackTrace {
     pub owns_gil: bool,
     /// The frames
     pub frames: Vec<Frame>,
+    /// zhw patch: Python frames read but not kept, because the stack is deeper than
+    /// KEEP_INNER_FRAMES + KEEP_OUTER_FRAMES. They were between `frames[KEEP_INNER_FRAMES - 1]`
+    /// and `frames[KEEP_INNER_FRAMES]`.
+    pub frames_elided: usize,
+    /// zhw patch: the walk stopped after MAX_FRAME_WALK frames; the stack goes on, and the
+    /// last frames kept are not its outermost.
+    pub frames_cut: bool,
     /// process commandline / parent process info
     pub process_info: Option<Arc<ProcessInfo>>,
 }
@@ -68,6 +76,63 @@ pub struct ProcessInfo {
     pub parent: Option<Box<ProcessInfo>>,
 }
 
+/// zhw patch: a stack deeper than KEEP_INNER_FRAMES + KEEP_OUTER_FRAMES keeps its innermost
+/// and outermost frames and counts the ones between (StackTrace::frames_elided), so any depth
+/// is read with bounded memory. Up to 4096 frames, the stack is kept whole, as before.
+pub const KEEP_INNER_FRAMES: usize = 2048;
+/// zhw patch: see KEEP_INNER_FRAMES.
+pub const KEEP_OUTER_FRAMES: usize = 2048;
+/// zhw patch: frames walked per thread at most (StackTrace::frames_cut beyond). Replaces the
+/// error at 4096 frames, which failed the whole read (and interpreter discovery) for one deep
+/// thread. A chain that loops is still an error.
+pub const MAX_FRAME_WALK: usize = 1 << 16;
+/// zhw patch: thread states walked per interpreter at most, above any real thread count
+/// (kernel.threads-max); a longer list is not a live interpreter's. Replaces the error at
+/// 4096 threads. A list that loops is an error too.
+pub const MAX_THREAD_STATES: usize = 1 << 18;
+/// zhw patch: frames kept over all threads of one read at most, so a corrupt thread list
+/// cannot make the reader allocate without limit.
+pub const MAX_FRAMES_PER_READ: usize = 1 << 21;
+
+/// zhw patch: bounds one walk over an interpreter's thread list (see MAX_THREAD_STATES).
+#[derive(Default)]
+pub(crate) struct ThreadListWalk {
+    seen: HashSet<usize>,
+    frames: usize,
+}
+
+impl ThreadListWalk {
+    /// Call with each thread state's address before reading it.
+    pub(crate) fn visit(&mut self, thread_state: usize) -> Result<(), Error> {
+        if !self.seen.insert(thread_state) {
+            return Err(format_err!(
+                "Thread list loops (thread state 0x{:x} seen twice)",
+                thread_state
+            ));
+        }
+        if self.seen.len() > MAX_THREAD_STATES {
+            return Err(format_err!(
+                "More than {} Python thread states: not a live interpreter",
+                MAX_THREAD_STATES
+            ));
+        }
+        Ok(())
+    }
+
+    /// Call with each trace read.
+    pub(crate) fn keep(&mut self, trace: &StackTrace) -> Result<(), Error> {
+        self.frames += trace.frames.len();
+        if self.frames > MAX_FRAMES_PER_READ {
+            return Err(format_err!(
+                "More than {} Python frames in {} threads",
+                MAX_FRAMES_PER_READ,
+                self.seen.len()
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// Given an InterpreterState, this function returns a vector of stack traces for each thread
 pub fn get_stack_traces<I, P>(
     interpreter_address: usize,
@@ -87,11 +152,14 @@ where
         .context("Failed to copy PyThreadState head pointer")?;
 
     let mut ret = Vec::new();
+    let mut walk = ThreadListWalk::default();
 
     let lineno = config.map(|c| c.lineno).unwrap_or(LineNo::NoLine);
     let dump_locals = config.map(|c| c.dump_locals).unwrap_or(0);
 
     while !threads.is_null() {
+        // This seems to happen occasionally when scanning BSS addresses for valid interpreters
+        walk.visit(threads as usize)?;
         let thread = process
             .copy_pointer(threads)
             .context("Failed to copy PyThreadState")?;
@@ -99,11 +167,8 @@ where
         let mut trace = get_stack_trace(&thread, process, dump_locals > 0, lineno)?;
         trace.owns_gil = trace.thread_id == gil_thread_id;
 
+        walk.keep(&trace)?;
         ret.push(trace);
-        // This seems to happen occasionally when scanning BSS addresses for valid interpreters
-        if ret.len() > 4096 {
-            return Err(format_err!("Max thread recursion depth reached"));
-        }
         threads = thread.next();
     }
     Ok(ret)
@@ -140,11 +205,17 @@ where
         }
     };
 
-    let mut visited = 0;
+    let mut visited = HashSet::new();
+    let mut frames_elided = 0;
+    let mut frames_cut = false;
     while !frame_ptr.is_null() {
-        visited += 1;
-        if visited > 4096 {
-            return Err(format_err!("Max frame recursion depth reached"));
+        // zhw patch: no error at 4096 frames; see MAX_FRAME_WALK
+        if visited.len() >= MAX_FRAME_WALK {
+            frames_cut = true;
+            break;
+        }
+        if !visited.insert(frame_ptr as usize) {
+            return Err(format_err!("Frame chain loops"));
         }
 
         let frame = process
@@ -229,8 +300,21 @@ where
             is_entry,
             is_shim_entry: false,
         });
+        // zhw patch: drop a block of middle frames whenever enough have piled up
+        if frames.len() >= KEEP_INNER_FRAMES + 2 * KEEP_OUTER_FRAMES {
+            frames.drain(KEEP_INNER_FRAMES..KEEP_INNER_FRAMES + KEEP_OUTER_FRAMES);
+            frames_elided += KEEP_OUTER_FRAMES;
+        }
 
         frame_ptr = frame.back();
+    }
+    // zhw patch: keep KEEP_OUTER_FRAMES after the innermost ones
+    let excess = frames
+        .len()
+        .saturating_sub(KEEP_INNER_FRAMES + KEEP_OUTER_FRAMES);
+    if excess > 0 {
+        frames.drain(KEEP_INNER_FRAMES..KEEP_INNER_FRAMES + excess);
+        frames_elided += excess;
     }
 
     // First frame is always a shim
@@ -239,6 +323,8 @@ where
     Ok(StackTrace {
         pid: 0,
         frames,
+        frames_elided,
+        frames_cut,
         thread_id: thread.thread_id(),
         thread_name: None,
         owns_gil: false,
