@@ -45,8 +45,18 @@ pub struct ThreadSample {
     /// True when two consecutive reads of this stack agreed (see docs/explanation/sampling.md).
     #[serde(default = "default_true")]
     pub stack_consistent: bool,
-    /// Python frames, innermost first (as py-spy returns them).
+    /// Python frames, innermost first (as py-spy returns them). A stack
+    /// deeper than [`KEPT_FRAMES`] keeps its innermost and outermost frames
+    /// only; `elided` says how many were left out between them.
     pub frames: Vec<Frame>,
+    /// Python frames read but not kept, in the middle of a very deep stack.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub elided: Option<ElidedFrames>,
+    /// The stack is deeper than zhw walks ([`MAX_FRAME_WALK`] frames): its
+    /// outermost frames were never read, so the last of `frames` is not the
+    /// thread's first call, and a pool's worker loop may be among the unread.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub frames_cut: bool,
     /// The request this thread is serving, read from the target's memory
     /// (WSGI `environ` or ZPublisher request); `None` when none was found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -84,6 +94,25 @@ pub struct RequestInfo {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub truncated: Vec<String>,
 }
+
+/// Where and how many frames of a deep stack were left out: `frames[..after]`
+/// are the innermost frames, then `count` frames were read and dropped, then
+/// `frames[after..]` follow. Keeping both ends bounds memory and output while
+/// the frames that decide a thread's state (its innermost calls) and role
+/// (its worker loop, near the outermost) stay visible.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ElidedFrames {
+    /// How many innermost frames come before the gap.
+    pub after: usize,
+    /// How many Python frames the gap stands for.
+    pub count: u64,
+}
+
+/// Frames one thread keeps at most: the innermost and outermost halves of a
+/// deeper stack (the reader's `KEEP_INNER_FRAMES + KEEP_OUTER_FRAMES`).
+pub const KEPT_FRAMES: usize = 4096;
+/// Frames of one thread walked at most (the reader's `MAX_FRAME_WALK`).
+pub const MAX_FRAME_WALK: usize = 65_536;
 
 fn default_true() -> bool {
     true

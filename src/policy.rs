@@ -20,6 +20,9 @@ pub const MSG_OK: &str = "Everything looks fine";
 pub const MSG_WARNING: &str = "Warning, high load";
 /// Critical text of the original check.
 pub const MSG_CRITICAL: &str = "No more Zeo client available";
+/// Opens the note a status message gets when the counts come from a partial
+/// read (docs/reference/exit-codes.md).
+pub const INCOMPLETE: &str = "[incomplete read: ";
 /// The original's warning rule: WARNING from this many busy workers.
 pub const DEFAULT_WARNING_BUSY: u64 = 4;
 
@@ -413,7 +416,7 @@ pub fn evaluate(report: &crate::report::Report, policy: &CheckPolicy) -> Evaluat
                     (a, b) => a.or(b),
                 };
                 let verdict = judge_pool(counts, &policy.thresholds, expected);
-                match policy.long_request_seconds {
+                let mut verdict = match policy.long_request_seconds {
                     Some(limit) => {
                         let long = inspection
                             .threads
@@ -423,7 +426,13 @@ pub fn evaluate(report: &crate::report::Report, policy: &CheckPolicy) -> Evaluat
                         judge_long_requests(verdict, long, limit)
                     }
                     None => verdict,
+                };
+                // Counts from a partial read keep their status (the worst of
+                // what was read) but never pass for complete.
+                if let Some(why) = &inspection.incomplete {
+                    verdict.message = format!("{} {INCOMPLETE}{why}]", verdict.message);
                 }
+                verdict
             }
             (None, Some(error)) if error.kind == "timeout" => {
                 timed_out(&error.message, policy.on_timeout)
@@ -446,11 +455,26 @@ pub fn evaluate(report: &crate::report::Report, policy: &CheckPolicy) -> Evaluat
         .filter(|(_, counts)| **counts)
         .map(|(entry, _)| entry.clone())
         .collect();
-    let verdict = if deciding.is_empty() && !named.is_empty() {
+    let mut verdict = if deciding.is_empty() && !named.is_empty() {
         overall(&named, policy.codes)
     } else {
         overall(&deciding, policy.codes)
     };
+    // The status line is the one line monitoring shows: if some target's
+    // read was partial and the worst target's message does not say so, name it.
+    let partial: Vec<&str> = report
+        .targets
+        .iter()
+        .filter(|t| {
+            t.inspection
+                .as_ref()
+                .is_some_and(|i| i.incomplete.is_some())
+        })
+        .map(|t| t.name.as_str())
+        .collect();
+    if !partial.is_empty() && !verdict.message.contains(INCOMPLETE) {
+        verdict.message = format!("{} {INCOMPLETE}{}]", verdict.message, partial.join(", "));
+    }
     Evaluation {
         verdict,
         targets: named.into_iter().map(|(_, verdict)| verdict).collect(),

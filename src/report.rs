@@ -8,7 +8,7 @@
 use serde::Serialize;
 
 use crate::classify::{Classification, Role, State};
-use crate::model::{Frame, ProcessFacts, RequestInfo, SamplingFacts, Snapshot};
+use crate::model::{ElidedFrames, Frame, ProcessFacts, RequestInfo, SamplingFacts, Snapshot};
 use crate::policy::Counts;
 
 /// Version of the JSON document layout (docs/reference/json.md).
@@ -105,6 +105,11 @@ pub struct Inspection {
     pub threads: Vec<ThreadReport>,
     /// Partial problems while reading.
     pub warnings: Vec<String>,
+    /// Why the worker counts may be short, when they may be: a stack so
+    /// deep that its outermost frames (where a worker loop sits) were not
+    /// read. The status line says so (see [`crate::policy::evaluate`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub incomplete: Option<String>,
 }
 
 /// Counts per target. `total_threads` counts worker threads only (as the
@@ -164,8 +169,14 @@ pub struct ThreadReport {
     pub is_main: bool,
     /// Two reads of the stack agreed.
     pub stack_consistent: bool,
-    /// Frames, innermost first.
+    /// Frames, innermost first; of a very deep stack, both ends only.
     pub frames: Vec<Frame>,
+    /// Frames left out in the middle of a very deep stack.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub elided: Option<ElidedFrames>,
+    /// The stack was deeper than zhw walks; its outermost frames are unread.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub frames_cut: bool,
     /// The request a busy worker is serving, where it could be read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestInfo>,
@@ -188,6 +199,8 @@ impl TargetReport {
         snapshot: Snapshot,
         classes: Classification,
     ) -> Self {
+        let mut warnings = snapshot.warnings;
+        warnings.extend(snapshot.threads.iter().filter_map(deep_stack_warning));
         let threads: Vec<ThreadReport> = snapshot
             .threads
             .into_iter()
@@ -206,6 +219,8 @@ impl TargetReport {
                 is_main: thread.is_main,
                 stack_consistent: thread.stack_consistent,
                 frames: thread.frames,
+                elided: thread.elided,
+                frames_cut: thread.frames_cut,
                 request: thread.request,
                 busy_seconds: None,
                 stuck: false,
@@ -218,7 +233,15 @@ impl TargetReport {
             idle_count: workers().filter(|t| t.state == State::Idle).count() as u64,
             service_count: threads.iter().filter(|t| t.role == Role::Service).count() as u64,
         };
-        let mut warnings = snapshot.warnings;
+        let cut = threads.iter().filter(|t| t.frames_cut).count();
+        let incomplete = (cut > 0).then(|| {
+            let at = group(crate::model::MAX_FRAME_WALK as u64);
+            if cut == 1 {
+                format!("1 stack cut at {at} frames, its thread may be an uncounted worker")
+            } else {
+                format!("{cut} stacks cut at {at} frames, their threads may be uncounted workers")
+            }
+        });
         if stats.total_threads == 0 {
             warnings.push(format!(
                 "no worker threads found with profile {}; is this a threaded server?",
@@ -242,6 +265,7 @@ impl TargetReport {
                 sampling: snapshot.sampling,
                 threads,
                 warnings,
+                incomplete,
             }),
         }
     }
@@ -259,6 +283,51 @@ impl TargetReport {
             remembered_workers: None,
         }
     }
+}
+
+/// What a deep stack lost, in one sentence; `None` for a stack kept whole.
+fn deep_stack_warning(thread: &crate::model::ThreadSample) -> Option<String> {
+    let who = match &thread.name {
+        Some(name) => format!("thread {:#x} ({name})", thread.thread_id),
+        None => format!("thread {:#x}", thread.thread_id),
+    };
+    let kept = thread.frames.len();
+    let inner = thread.elided.map_or(kept, |gap| gap.after);
+    let outer = kept - inner;
+    let left_out = thread.elided.map_or(0, |gap| gap.count);
+    if thread.frames_cut {
+        return Some(format!(
+            "{who}: stack deeper than {} frames, cut there: the frames beyond (its outermost, \
+             where a worker loop would be) were not read; {} innermost and {} at the cut are \
+             kept, {} between them left out",
+            group(crate::model::MAX_FRAME_WALK as u64),
+            group(inner as u64),
+            group(outer as u64),
+            group(left_out)
+        ));
+    }
+    let gap = thread.elided?;
+    Some(format!(
+        "{who}: stack of {} Python frames; the middle {} left out (innermost {} and \
+         outermost {} kept)",
+        group(kept as u64 + gap.count),
+        group(gap.count),
+        group(inner as u64),
+        group(outer as u64)
+    ))
+}
+
+/// 12345 → `12,345`.
+pub(crate) fn group(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, digit) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(digit);
+    }
+    out
 }
 
 impl SystemFacts {
@@ -297,5 +366,139 @@ impl SystemFacts {
             memory,
             meminfo_raw,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::ThreadSample;
+    use crate::policy::{CheckPolicy, Status, evaluate};
+
+    fn frame(function: &str, file: &str) -> Frame {
+        Frame {
+            function: function.into(),
+            file: file.into(),
+            line: 1,
+        }
+    }
+
+    fn thread(id: u64, frames: Vec<Frame>) -> ThreadSample {
+        ThreadSample {
+            thread_id: id,
+            os_thread_id: None,
+            name: None,
+            on_cpu: None,
+            holds_gil: false,
+            is_main: false,
+            stack_consistent: true,
+            frames,
+            elided: None,
+            frames_cut: false,
+            request: None,
+        }
+    }
+
+    const THREADING: &str = "/usr/lib/python3.12/threading.py";
+
+    /// A generic pool: one idle worker, one busy one whose stack is 5000
+    /// deep (elided) or deeper than the walk (cut), and the main thread.
+    fn target(name: &str, cut: bool) -> TargetReport {
+        let mut deep = thread(2, vec![frame("descend", "/srv/app.py"); 4096]);
+        deep.elided = Some(ElidedFrames {
+            after: 2048,
+            count: if cut { 61_440 } else { 904 },
+        });
+        deep.frames_cut = cut;
+        let mut main = thread(3, vec![frame("<module>", "/srv/app.py")]);
+        main.is_main = true;
+        let snapshot = Snapshot {
+            pid: 1,
+            python_version: "3.12.1".into(),
+            threads: vec![thread(1, vec![frame("Event.wait", THREADING)]), deep, main],
+            process: Default::default(),
+            sampling: Default::default(),
+            warnings: vec![],
+        };
+        let classes = crate::classify::classify(&snapshot, None, &[]);
+        TargetReport::inspected(name.into(), name.into(), snapshot, classes)
+    }
+
+    fn report(targets: Vec<TargetReport>) -> Report {
+        Report {
+            system: SystemFacts::default(),
+            warnings: vec![],
+            targets,
+        }
+    }
+
+    #[test]
+    fn a_deep_stack_is_a_warning_and_still_a_complete_read() {
+        let elided = target("client1", false);
+        let inspection = elided.inspection.as_ref().expect("inspected");
+        assert_eq!(inspection.incomplete, None);
+        assert_eq!(
+            inspection.warnings,
+            [
+                "thread 0x2: stack of 5,000 Python frames; the middle 904 left out (innermost \
+              2,048 and outermost 2,048 kept)"
+            ]
+        );
+        let eval = evaluate(&report(vec![elided]), &CheckPolicy::default());
+        assert_eq!(eval.verdict.status, Status::Ok);
+        assert_eq!(eval.verdict.message, "Everything looks fine");
+    }
+
+    /// A cut stack may hide a worker: the status is what the read part
+    /// gives, and the status line says the read was partial.
+    #[test]
+    fn a_cut_stack_makes_the_status_line_say_incomplete() {
+        let cut = target("client1", true);
+        let inspection = cut.inspection.as_ref().expect("inspected");
+        assert_eq!(
+            inspection.incomplete.as_deref(),
+            Some("1 stack cut at 65,536 frames, its thread may be an uncounted worker")
+        );
+        assert!(
+            inspection.warnings[0].starts_with(
+                "thread 0x2: stack deeper than 65,536 frames, cut there: the frames beyond"
+            ),
+            "{:?}",
+            inspection.warnings
+        );
+        let eval = evaluate(&report(vec![cut]), &CheckPolicy::default());
+        assert_eq!(eval.verdict.status, Status::Ok);
+        assert_eq!(
+            eval.verdict.message,
+            "Everything looks fine [incomplete read: 1 stack cut at 65,536 frames, its thread \
+             may be an uncounted worker]"
+        );
+
+        // Another target decides the status: the line still names the partial one.
+        let mut policy = CheckPolicy::default();
+        policy.thresholds.warning = Some(crate::threshold::Range::above(0));
+        let both = report(vec![target("client1", true), target("client2", false)]);
+        let eval = evaluate(&both, &policy);
+        assert_eq!(eval.verdict.status, Status::Warning);
+        assert!(
+            eval.verdict.message.contains("[incomplete read: "),
+            "{}",
+            eval.verdict.message
+        );
+        let alone = report(vec![target("client2", false), target("client3", false)]);
+        assert!(
+            !evaluate(&alone, &policy)
+                .verdict
+                .message
+                .contains("incomplete")
+        );
+    }
+
+    #[test]
+    fn digits_are_grouped() {
+        assert_eq!(group(0), "0");
+        assert_eq!(group(999), "999");
+        assert_eq!(group(4096), "4,096");
+        assert_eq!(group(1_234_567), "1,234,567");
     }
 }

@@ -201,6 +201,8 @@ mod tests {
                 is_main: false,
                 stack_consistent: true,
                 frames: w.map(|(_, line)| vec![frame(line)]).unwrap_or_default(),
+                elided: None,
+                frames_cut: false,
                 request: w.and_then(|(identity, _)| {
                     identity.map(|identity| RequestInfo {
                         identity: Some(identity),

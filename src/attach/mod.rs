@@ -31,15 +31,22 @@ pub use permissions::PtraceContext;
 pub(crate) use permissions::status_field;
 pub use process_facts::start_ticks;
 
-use crate::model::{Frame, SamplingFacts, Snapshot, ThreadSample};
+use crate::model::{ElidedFrames, Frame, SamplingFacts, Snapshot, ThreadSample};
 use os_threads::TaskList;
 
 /// Upper bound on full reads of the thread list in one validated sample.
 pub const MAX_READS: u32 = 4;
 /// Retries of a read that failed outright (a torn frame chain mid-change).
 const MAX_READ_RETRIES: u32 = 3;
-/// py-spy 0.4 gives up on interpreters with more thread states than this.
-const PY_SPY_MAX_THREADS: usize = 4096;
+/// How the patched reader (vendor/py-spy) says a mapped library is gone from disk.
+const DELETED_LIBRARY: &str = " was deleted or replaced on disk after the process mapped it";
+
+// The model documents the reader's bounds; keep them in step.
+const _: () = assert!(
+    py_spy::stack_trace::KEEP_INNER_FRAMES + py_spy::stack_trace::KEEP_OUTER_FRAMES
+        == crate::model::KEPT_FRAMES
+);
+const _: () = assert!(py_spy::stack_trace::MAX_FRAME_WALK == crate::model::MAX_FRAME_WALK);
 
 /// How to read the target.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -108,6 +115,11 @@ impl Sampler {
                     .as_ref()
                     .is_none_or(|set| set.contains(&trace.thread_id)),
                 frames: trace.frames.iter().map(convert_frame).collect(),
+                elided: (trace.frames_elided > 0).then(|| ElidedFrames {
+                    after: py_spy::stack_trace::KEEP_INNER_FRAMES.min(trace.frames.len()),
+                    count: trace.frames_elided as u64,
+                }),
+                frames_cut: trace.frames_cut,
                 request: None,
             })
             .collect();
@@ -261,6 +273,8 @@ struct Pass {
 /// in one function is stable even though its line moves.
 fn same_code_path(a: &StackTrace, b: &StackTrace) -> bool {
     a.frames.len() == b.frames.len()
+        && a.frames_elided == b.frames_elided
+        && a.frames_cut == b.frames_cut
         && a.frames
             .iter()
             .zip(&b.frames)
@@ -413,6 +427,24 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
     let mut chain: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
     chain.dedup();
     let text = chain.join(": ");
+    // The patched reader names a library that was deleted or replaced on disk
+    // after the process mapped it and whose mapped copy it may not open.
+    if let Some(library) = chain
+        .iter()
+        .find_map(|cause| cause.split_once(DELETED_LIBRARY).map(|(path, _)| path))
+    {
+        return AttachError::PermissionDenied {
+            pid,
+            hint: format!(
+                "{library} was deleted or replaced on disk after the process started (an \
+                 upgrade?); zhw reads the copy the process still runs through \
+                 /proc/{pid}/map_files, which the kernel opens only with CAP_SYS_ADMIN or \
+                 CAP_CHECKPOINT_RESTORE: run zhw as root (sudo), add cap_checkpoint_restore to \
+                 its file capabilities (Linux 5.9+), or restart the service so it runs the new \
+                 library"
+            ),
+        };
+    }
     let refused = err.chain().any(|cause| {
         cause
             .downcast_ref::<std::io::Error>()
@@ -447,15 +479,6 @@ fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
         return AttachError::NotPython {
             pid,
             detail: "no python binary or libpython is mapped".into(),
-        };
-    }
-    let threads = fs::read_dir(format!("/proc/{pid}/task")).map_or(0, Iterator::count);
-    if threads > PY_SPY_MAX_THREADS {
-        return AttachError::Failed {
-            pid,
-            detail: format!(
-                "{text} (the process has {threads} threads; the py-spy reader stops at {PY_SPY_MAX_THREADS})"
-            ),
         };
     }
     AttachError::Failed { pid, detail: text }
@@ -562,6 +585,8 @@ mod tests {
             is_main: false,
             stack_consistent: true,
             request: None,
+            elided: None,
+            frames_cut: false,
             frames: vec![],
         };
         let mut named = vec![thread(Some("MainThread")), thread(None)];

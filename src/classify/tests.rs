@@ -32,6 +32,8 @@ fn thread(frames: Vec<Frame>) -> ThreadSample {
         stack_consistent: true,
         frames,
         request: None,
+        elided: None,
+        frames_cut: false,
     }
 }
 

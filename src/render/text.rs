@@ -101,7 +101,16 @@ pub fn dump<W: Write>(out: &mut W, report: &Report) -> io::Result<()> {
             writeln!(out)?;
         }
         let summary = match (&target.inspection, &target.error) {
-            (Some(i), _) => format!("Idle: {}\tBusy: {}", i.stats.idle_count, i.stats.busy_count),
+            (Some(i), _) => match &i.incomplete {
+                None => format!("Idle: {}\tBusy: {}", i.stats.idle_count, i.stats.busy_count),
+                Some(why) => format!(
+                    "Idle: {}\tBusy: {} {}{}]",
+                    i.stats.idle_count,
+                    i.stats.busy_count,
+                    crate::policy::INCOMPLETE,
+                    clean(why)
+                ),
+            },
             (None, Some(error)) => format!("error: {}", clean(&error.message)),
             (None, None) => String::new(),
         };
@@ -306,19 +315,128 @@ fn stack<W: Write>(
     if thread.frames.is_empty() {
         return writeln!(out, "  (no Python frames)");
     }
-    for frame in thread.frames.iter().rev() {
-        writeln!(
-            out,
-            "  File \"{}\", line {}, in {}",
-            clean(&frame.file),
-            frame.line,
-            clean(&frame.function)
-        )?;
-        if let Some(line) = pid.and_then(|pid| sources.line(pid, &frame.file, frame.line)) {
-            writeln!(out, "    {}", clean(&line))?;
+    for item in stack_lines(thread) {
+        match item {
+            StackLine::Frame(frame) => {
+                writeln!(
+                    out,
+                    "  File \"{}\", line {}, in {}",
+                    clean(&frame.file),
+                    frame.line,
+                    clean(&frame.function)
+                )?;
+                if let Some(line) = pid.and_then(|pid| sources.line(pid, &frame.file, frame.line)) {
+                    writeln!(out, "    {}", clean(&line))?;
+                }
+            }
+            StackLine::Repeated(times) => {
+                let plural = if times == 1 { "" } else { "s" };
+                writeln!(out, "  [Previous line repeated {times} more time{plural}]")?;
+            }
+            StackLine::Elided(count) => {
+                let plural = if count == 1 { "" } else { "s" };
+                writeln!(
+                    out,
+                    "  ... {} frame{plural} elided ...",
+                    crate::report::group(count)
+                )?;
+            }
+            StackLine::Unread => writeln!(
+                out,
+                "  ... deeper than {} frames: the outermost were not read ...",
+                crate::report::group(crate::model::MAX_FRAME_WALK as u64)
+            )?,
         }
     }
     Ok(())
+}
+
+/// Lines shown per stack at most (frames, repeat notes and gaps): the
+/// outermost [`SHOWN_OUTER`] and the rest innermost, the middle elided.
+const SHOWN_LINES: usize = 60;
+/// Of [`SHOWN_LINES`], how many from the outermost end.
+const SHOWN_OUTER: usize = 15;
+/// Identical consecutive frames printed before a repeat note, as Python's
+/// own tracebacks do.
+const SHOWN_REPEATS: usize = 3;
+
+/// One line of a rendered stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum StackLine<'a> {
+    Frame(&'a crate::model::Frame),
+    /// The frame before it, this many more times.
+    Repeated(u64),
+    /// This many frames left out here.
+    Elided(u64),
+    /// The stack goes on beyond what was read (outermost end).
+    Unread,
+}
+
+impl StackLine<'_> {
+    /// Frames this line stands for.
+    fn frames(&self) -> u64 {
+        match self {
+            StackLine::Frame(_) => 1,
+            StackLine::Repeated(n) | StackLine::Elided(n) => *n,
+            StackLine::Unread => 0,
+        }
+    }
+}
+
+/// A stack as lines, outermost first, readable at any depth: runs of one
+/// frame (recursion) collapse into a repeat note, the reader's gap in a
+/// deep stack is one line, and beyond [`SHOWN_LINES`] the middle is elided,
+/// so the outermost calls and the innermost ones (what the thread is doing)
+/// always show. JSON keeps every frame that was read.
+fn stack_lines(thread: &ThreadReport) -> Vec<StackLine<'_>> {
+    let (inner, outer) = match thread.elided {
+        Some(gap) => thread.frames.split_at(gap.after.min(thread.frames.len())),
+        None => (&thread.frames[..], &[][..]),
+    };
+    let mut lines = Vec::new();
+    if thread.frames_cut {
+        lines.push(StackLine::Unread);
+    }
+    collapse_repeats(outer.iter().rev(), &mut lines);
+    if let Some(gap) = thread.elided {
+        lines.push(StackLine::Elided(gap.count));
+    }
+    collapse_repeats(inner.iter().rev(), &mut lines);
+    if lines.len() <= SHOWN_LINES {
+        return lines;
+    }
+    let tail = lines.split_off(lines.len() - (SHOWN_LINES - SHOWN_OUTER - 1));
+    let middle: u64 = lines[SHOWN_OUTER..].iter().map(StackLine::frames).sum();
+    lines.truncate(SHOWN_OUTER);
+    lines.push(StackLine::Elided(middle));
+    lines.extend(tail);
+    lines
+}
+
+fn collapse_repeats<'a>(
+    frames: impl Iterator<Item = &'a crate::model::Frame>,
+    lines: &mut Vec<StackLine<'a>>,
+) {
+    let mut run: Option<(&crate::model::Frame, u64)> = None;
+    let flush = |run: Option<(&'a crate::model::Frame, u64)>, lines: &mut Vec<StackLine<'a>>| {
+        if let Some((frame, times)) = run {
+            let shown = times.min(SHOWN_REPEATS as u64);
+            lines.extend((0..shown).map(|_| StackLine::Frame(frame)));
+            if times > shown {
+                lines.push(StackLine::Repeated(times - shown));
+            }
+        }
+    };
+    for frame in frames {
+        match &mut run {
+            Some((same, times)) if *same == frame => *times += 1,
+            _ => {
+                flush(run.take(), lines);
+                run = Some((frame, 1));
+            }
+        }
+    }
+    flush(run, lines);
 }
 
 /// A byte count for people (`1.5 MiB`); shared with the HTML renderer so both say the same.
@@ -351,6 +469,157 @@ pub(crate) fn duration(seconds: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::{ElidedFrames, Frame};
+
+    fn frame(function: &str, line: u32) -> Frame {
+        Frame {
+            function: function.into(),
+            file: "/srv/app.py".into(),
+            line,
+        }
+    }
+
+    fn thread(frames: Vec<Frame>, elided: Option<(usize, u64)>, cut: bool) -> ThreadReport {
+        ThreadReport {
+            thread_id: 1,
+            os_thread_id: None,
+            name: None,
+            role: Role::Worker,
+            state: State::Busy,
+            reason: String::new(),
+            cpu: None,
+            holds_gil: false,
+            is_main: false,
+            stack_consistent: true,
+            frames,
+            elided: elided.map(|(after, count)| ElidedFrames { after, count }),
+            frames_cut: cut,
+            request: None,
+            busy_seconds: None,
+            stuck: false,
+        }
+    }
+
+    /// Innermost `bottom`, then `depth` calls of `descend`, then `<module>`.
+    fn recursion(depth: usize) -> Vec<Frame> {
+        let mut frames = vec![frame("bottom", 9)];
+        frames.extend(std::iter::repeat_n(frame("descend", 5), depth));
+        frames.push(frame("<module>", 1));
+        frames
+    }
+
+    fn shown(lines: &[StackLine]) -> Vec<String> {
+        lines
+            .iter()
+            .map(|line| match line {
+                StackLine::Frame(f) => f.function.clone(),
+                StackLine::Repeated(n) => format!("repeated {n}"),
+                StackLine::Elided(n) => format!("elided {n}"),
+                StackLine::Unread => "unread".into(),
+            })
+            .collect()
+    }
+
+    /// Every frame that was read is accounted for by exactly one line.
+    fn accounted(thread: &ThreadReport) -> u64 {
+        stack_lines(thread).iter().map(StackLine::frames).sum()
+    }
+
+    #[test]
+    fn stacks_stay_short_at_any_depth() {
+        // (frames, reader's gap, cut) -> lines, outermost first
+        let distinct: Vec<Frame> = (0..4096).map(|i| frame(&format!("f{i}"), 1)).collect();
+        let rows: Vec<(ThreadReport, Vec<&str>)> = vec![
+            (
+                thread(recursion(2), None, false),
+                vec!["<module>", "descend", "descend", "bottom"],
+            ),
+            (
+                thread(recursion(10), None, false),
+                vec![
+                    "<module>",
+                    "descend",
+                    "descend",
+                    "descend",
+                    "repeated 7",
+                    "bottom",
+                ],
+            ),
+            // 5003 frames deep, read as 2048 + 2048 with 907 between
+            (
+                thread(recursion(4094), Some((2048, 907)), false),
+                vec![
+                    "<module>",
+                    "descend",
+                    "descend",
+                    "descend",
+                    "repeated 2044",
+                    "elided 907",
+                    "descend",
+                    "descend",
+                    "descend",
+                    "repeated 2044",
+                    "bottom",
+                ],
+            ),
+            (
+                thread(recursion(4094), Some((2048, 61_440)), true),
+                vec![
+                    "unread",
+                    "<module>",
+                    "descend",
+                    "descend",
+                    "descend",
+                    "repeated 2044",
+                    "elided 61440",
+                    "descend",
+                    "descend",
+                    "descend",
+                    "repeated 2044",
+                    "bottom",
+                ],
+            ),
+        ];
+        for (thread, expected) in rows {
+            assert_eq!(shown(&stack_lines(&thread)), expected);
+            let read = thread.frames.len() as u64 + thread.elided.map_or(0, |gap| gap.count);
+            assert_eq!(accounted(&thread), read);
+        }
+
+        // Nothing repeats: the middle is elided, both ends shown.
+        let deep = thread(distinct, Some((2048, 1000)), false);
+        let lines = stack_lines(&deep);
+        assert_eq!(lines.len(), SHOWN_LINES);
+        let names = shown(&lines);
+        assert_eq!(names[0], "f4095", "outermost first");
+        assert_eq!(names[SHOWN_OUTER], format!("elided {}", 4096 + 1000 - 59));
+        assert_eq!(names[SHOWN_LINES - 1], "f0", "innermost last");
+        assert_eq!(accounted(&deep), 4096 + 1000);
+    }
+
+    #[test]
+    fn deep_stacks_render_as_python_tracebacks_do() {
+        let mut out = Vec::new();
+        let mut sources = SourceCache::default();
+        let deep = thread(recursion(4094), Some((2048, 907)), false);
+        stack(&mut out, &mut sources, None, &deep).expect("render");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.contains("  [Previous line repeated 2044 more times]\n"),
+            "{text}"
+        );
+        assert!(text.contains("  ... 907 frames elided ...\n"), "{text}");
+        assert_eq!(text.lines().count(), 11);
+        let mut out = Vec::new();
+        let cut = thread(recursion(1), Some((2048, 1)), true);
+        stack(&mut out, &mut sources, None, &cut).expect("render");
+        let text = String::from_utf8(out).expect("utf-8");
+        assert!(
+            text.starts_with("  ... deeper than 65,536 frames: the outermost were not read ...\n"),
+            "{text}"
+        );
+        assert!(text.contains("  ... 1 frame elided ...\n"), "{text}");
+    }
 
     #[test]
     fn human_units() {
