@@ -129,15 +129,20 @@ pub struct Server {
 impl Server {
     /// Start `python script args...` and wait for its `READY` line.
     pub fn start(python: &Path, script: &Path, args: &[&str]) -> Server {
-        let mut child = Command::new(python)
-            .arg("-u")
-            .arg(script)
-            .args(args)
+        let mut command = Command::new(python);
+        command.arg("-u").arg(script).args(args);
+        Server::spawn(command)
+    }
+
+    /// Start a prepared command (extra environment, another executable)
+    /// and wait for its `READY` line.
+    pub fn spawn(mut command: Command) -> Server {
+        let mut child = command
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start {}: {e}", python.display()));
+            .unwrap_or_else(|e| panic!("cannot start {command:?}: {e}"));
         let stdout = child.stdout.take().expect("piped stdout");
         let stdin = child.stdin.take();
         let (sender, lines) = mpsc::channel();
