@@ -466,7 +466,15 @@ mod tests {
             "{:?}",
             inspection.warnings
         );
-        let eval = evaluate(&report(vec![cut]), &CheckPolicy::default());
+        let alone = report(vec![cut]);
+        let eval = evaluate(&alone, &CheckPolicy::default());
+        let mut metrics = Vec::new();
+        crate::render::prometheus::write(&mut metrics, &alone, &eval, &[]).expect("metrics");
+        let metrics = String::from_utf8(metrics).expect("utf-8");
+        assert!(
+            metrics.contains("zhw_read_incomplete{target=\"client1\"} 1\n"),
+            "{metrics}"
+        );
         assert_eq!(eval.verdict.status, Status::Ok);
         assert_eq!(
             eval.verdict.message,

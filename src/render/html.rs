@@ -27,7 +27,7 @@ use crate::policy::{Evaluation, code_and_label};
 use crate::report::{Cpu, Inspection, Report, TargetReport, ThreadReport};
 use crate::sanitize::for_terminal;
 
-use super::text::{bytes, duration};
+use super::text::{StackLine, bytes, duration, stack_lines};
 
 /// One point of a target's busy history (dashboard only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +192,9 @@ struct RequestView {
     truncated: Vec<String>,
 }
 
+/// A line of a stack: a frame, or (`note`) a repeat or elision note.
 struct FrameView {
+    note: Option<String>,
     file: String,
     line: u32,
     function: String,
@@ -433,15 +435,23 @@ impl ThreadView {
                 .filter(|s| s.is_finite())
                 .map(|s| format!("≥ {}", duration(s))),
             stuck: t.stuck,
-            // Outermost first, as a Python traceback (and the text renderer) prints it.
-            frames: t
-                .frames
-                .iter()
-                .rev()
-                .map(|f| FrameView {
-                    file: shown(&f.file),
-                    line: f.line,
-                    function: shown(&f.function),
+            // Outermost first, as a Python traceback prints it, and as short
+            // as the text renderer's at any depth (repeats and gaps as notes).
+            frames: stack_lines(t)
+                .into_iter()
+                .map(|line| match line {
+                    StackLine::Frame(f) => FrameView {
+                        note: None,
+                        file: shown(&f.file),
+                        line: f.line,
+                        function: shown(&f.function),
+                    },
+                    other => FrameView {
+                        note: Some(other.note()),
+                        file: String::new(),
+                        line: 0,
+                        function: String::new(),
+                    },
                 })
                 .collect(),
         }

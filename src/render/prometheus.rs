@@ -113,6 +113,22 @@ pub fn write<W: Write>(
 
     gauge(
         out,
+        "zhw_read_incomplete",
+        "1 when the last sample's worker counts may be short (a stack too deep to read to the end; the status message says why), else 0.",
+    )?;
+    for target in targets {
+        if let Some(inspection) = &target.inspection {
+            writeln!(
+                out,
+                "zhw_read_incomplete{{{}}} {}",
+                labels(&target.name, &[]),
+                u8::from(inspection.incomplete.is_some())
+            )?;
+        }
+    }
+
+    gauge(
+        out,
         "zhw_longest_request_seconds",
         "Lower bound of how long the longest-running busy worker has been on its request (0 when none is busy).",
     )?;

@@ -329,23 +329,7 @@ fn stack<W: Write>(
                     writeln!(out, "    {}", clean(&line))?;
                 }
             }
-            StackLine::Repeated(times) => {
-                let plural = if times == 1 { "" } else { "s" };
-                writeln!(out, "  [Previous line repeated {times} more time{plural}]")?;
-            }
-            StackLine::Elided(count) => {
-                let plural = if count == 1 { "" } else { "s" };
-                writeln!(
-                    out,
-                    "  ... {} frame{plural} elided ...",
-                    crate::report::group(count)
-                )?;
-            }
-            StackLine::Unread => writeln!(
-                out,
-                "  ... deeper than {} frames: the outermost were not read ...",
-                crate::report::group(crate::model::MAX_FRAME_WALK as u64)
-            )?,
+            other => writeln!(out, "  {}", other.note())?,
         }
     }
     Ok(())
@@ -360,9 +344,9 @@ const SHOWN_OUTER: usize = 15;
 /// own tracebacks do.
 const SHOWN_REPEATS: usize = 3;
 
-/// One line of a rendered stack.
+/// One line of a rendered stack (text and HTML).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum StackLine<'a> {
+pub(crate) enum StackLine<'a> {
     Frame(&'a crate::model::Frame),
     /// The frame before it, this many more times.
     Repeated(u64),
@@ -381,6 +365,26 @@ impl StackLine<'_> {
             StackLine::Unread => 0,
         }
     }
+
+    /// The words for a line that is not a frame (empty for a frame).
+    pub(crate) fn note(&self) -> String {
+        let plural = |n: u64| if n == 1 { "" } else { "s" };
+        match *self {
+            StackLine::Frame(_) => String::new(),
+            StackLine::Repeated(n) => {
+                format!("[Previous line repeated {n} more time{}]", plural(n))
+            }
+            StackLine::Elided(n) => format!(
+                "... {} frame{} elided ...",
+                crate::report::group(n),
+                plural(n)
+            ),
+            StackLine::Unread => format!(
+                "... deeper than {} frames: the outermost were not read ...",
+                crate::report::group(crate::model::MAX_FRAME_WALK as u64)
+            ),
+        }
+    }
 }
 
 /// A stack as lines, outermost first, readable at any depth: runs of one
@@ -388,7 +392,7 @@ impl StackLine<'_> {
 /// deep stack is one line, and beyond [`SHOWN_LINES`] the middle is elided,
 /// so the outermost calls and the innermost ones (what the thread is doing)
 /// always show. JSON keeps every frame that was read.
-fn stack_lines(thread: &ThreadReport) -> Vec<StackLine<'_>> {
+pub(crate) fn stack_lines(thread: &ThreadReport) -> Vec<StackLine<'_>> {
     let (inner, outer) = match thread.elided {
         Some(gap) => thread.frames.split_at(gap.after.min(thread.frames.len())),
         None => (&thread.frames[..], &[][..]),

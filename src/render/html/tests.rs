@@ -4,7 +4,7 @@
 
 use super::*;
 use crate::classify::{Role, State};
-use crate::model::{Frame, ProcessFacts, RequestInfo, SamplingFacts};
+use crate::model::{ElidedFrames, Frame, ProcessFacts, RequestInfo, SamplingFacts};
 use crate::policy::{CheckPolicy, evaluate};
 use crate::report::{Inspection, Report, Stats, SystemFacts, TargetError, TargetReport};
 
@@ -321,4 +321,49 @@ fn a_closed_pipe_stays_a_closed_pipe() {
     let evaluation = evaluate(&report, &CheckPolicy::default());
     let err = page(&mut Closed, &report, &evaluation, &STATIC).expect_err("write fails");
     assert_eq!(err.kind(), std::io::ErrorKind::BrokenPipe);
+}
+
+/// A stack 5000 frames deep (kept 2048 + 2048, 904 between) shows as a few
+/// lines with the same notes as the text dump, and the partial read's note
+/// reaches the card's status line.
+#[test]
+fn deep_stacks_are_short_and_partial_reads_say_so() {
+    let mut deep = thread("deep", Role::Worker, State::Busy, None);
+    deep.frames = std::iter::once(Frame {
+        function: "bottom".into(),
+        file: "/srv/app.py".into(),
+        line: 9,
+    })
+    .chain(std::iter::repeat_n(
+        Frame {
+            function: "descend".into(),
+            file: "/srv/app.py".into(),
+            line: 5,
+        },
+        4095,
+    ))
+    .collect();
+    deep.elided = Some(ElidedFrames {
+        after: 2048,
+        count: 904,
+    });
+    deep.frames_cut = true;
+    let mut target = inspected("client1", vec![deep]);
+    if let Some(inspection) = target.inspection.as_mut() {
+        inspection.incomplete = Some("1 stack cut at 65,536 frames".into());
+    }
+    let html = render(&report(vec![target]), &STATIC);
+    assert_eq!(
+        html.matches("in <span class=\"function\">descend</span>")
+            .count(),
+        6
+    );
+    for note in [
+        "<li class=\"note\">... deeper than 65,536 frames: the outermost were not read ...</li>",
+        "<li class=\"note\">[Previous line repeated 2044 more times]</li>",
+        "<li class=\"note\">... 904 frames elided ...</li>",
+    ] {
+        assert!(html.contains(note), "{note} not in the page");
+    }
+    assert!(html.contains("[incomplete read: 1 stack cut at 65,536 frames]"));
 }
