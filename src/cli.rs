@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::attach::{SampleOptions, Sampler};
+use crate::attach::{DetailOptions, SampleOptions, Sampler};
 use crate::classify::{Profile, profiles};
 use crate::inspect::{InspectOptions, Source, TargetSpec, inspect};
 use crate::policy::{CheckPolicy, ExitCodes, OnTimeout, Thresholds, evaluate};
+use crate::redact::Redactor;
 use crate::render::text::{CheckText, Layout};
 use crate::target::Target;
 use crate::threshold::Range;
@@ -86,6 +87,18 @@ pub struct ReadArgs {
     /// Also use the server profiles in this TOML file (default: /etc/zhw/profiles.toml if present).
     #[arg(long, value_name = "FILE")]
     pub profiles: Option<PathBuf>,
+    /// Do not read the request each busy worker serves (method, path, query, host,
+    /// client) from the target's memory.
+    #[arg(long)]
+    pub no_requests: bool,
+    /// Show the local variables of each busy worker's frames (bounded reprs;
+    /// values of secret-looking names are shown as ***).
+    #[arg(long)]
+    pub locals: bool,
+    /// Also redact query parameters, dict keys and locals whose name contains NAME
+    /// (case-insensitive), on top of the built-in list (password, token, key, …).
+    #[arg(long = "redact", value_name = "NAME")]
+    pub redact: Vec<String>,
     /// Treat TARGETs as recorded snapshot files (from `zhw record`) instead of processes.
     #[arg(long, hide = true)]
     pub replay: bool,
@@ -400,6 +413,11 @@ fn inspect_options(read: &ReadArgs) -> Result<InspectOptions, String> {
         profile,
         user_profiles,
         inject_delay: Duration::from_millis(read.inject_delay_ms),
+        details: DetailOptions {
+            requests: !read.no_requests,
+            locals: read.locals,
+            redactor: Box::leak(Box::new(Redactor::with_extra(&read.redact))),
+        },
     })
 }
 
@@ -538,13 +556,25 @@ fn man_page(command: &clap::Command, page: &mut Vec<u8>) -> io::Result<()> {
 }
 
 fn record(args: &RecordArgs) -> io::Result<u8> {
+    // Requests too (redacted as always), so that a recording replays
+    // the way a live check shows it.
     let snapshot = Sampler::attach(
         args.pid,
         SampleOptions {
             blocking: args.blocking,
         },
     )
-    .and_then(|mut sampler| sampler.sample());
+    .and_then(|mut sampler| {
+        let mut snapshot = sampler.sample()?;
+        let classes = crate::classify::classify(&snapshot, None, &[]);
+        crate::inspect::read_details(
+            &mut sampler,
+            &mut snapshot,
+            &classes,
+            DetailOptions::default(),
+        );
+        Ok(snapshot)
+    });
     match snapshot {
         Ok(snapshot) => {
             let mut out = io::BufWriter::new(io::stdout().lock());

@@ -12,4 +12,5 @@ mod live_waitress;
 mod live_zserver;
 mod monitoring;
 mod shapes;
+mod thread_names;
 mod user_profiles;
