@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bounded_reads;
 mod cli_replay;
 mod demo;
 mod errors;

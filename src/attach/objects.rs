@@ -760,6 +760,11 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
     /// `wanted` that is present (scanning at most `dict_entries` entries),
     /// and how much was scanned.
     pub fn lookup(&self, mapping: Mapping, wanted: &[&str]) -> Read<(Vec<Option<usize>>, Scan)> {
+        if let (DictLayout::Py2, Mapping::Dict(addr)) = (self.layout.dict, mapping)
+            && let Some(answer) = self.probe_py2(addr, wanted)?
+        {
+            return Ok(answer);
+        }
         let mut found = vec![None; wanted.len()];
         let mut missing = wanted.len();
         let scan = self.scan(mapping, self.limits.dict_entries, |key, value| {
@@ -777,6 +782,59 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
             ControlFlow::Continue(())
         })?;
         Ok((found, scan))
+    }
+
+    /// 2.7: look `wanted` up the way `dict` does, through its hash table, with
+    /// `str`'s hash computed here — a handful of reads however big the dict.
+    /// Only conclusive when at least one key is found (proving the hash is
+    /// not randomized, `-R` / `PYTHONHASHSEED`); `None` means "scan instead".
+    fn probe_py2(&self, dict: usize, wanted: &[&str]) -> Read<Option<(Vec<Option<usize>>, Scan)>> {
+        let obj = self.object(dict)?;
+        self.expect_dict(&obj)?;
+        let used = self.field(&obj, 24)? as u64;
+        let mask = self.field(&obj, 32)? as u64;
+        let table = self.field(&obj, 40)?;
+        if used > INSANE || mask > INSANE || !(mask + 1).is_power_of_two() {
+            return Err(ReadError::Corrupt("dict"));
+        }
+        let mut found = vec![None; wanted.len()];
+        for (slot, key) in found.iter_mut().zip(wanted) {
+            let hash = py2_str_hash(key.as_bytes());
+            let mut i = hash as u64;
+            let mut perturb = hash as u64;
+            // CPython's probe sequence; it ends at an empty slot. Bounded:
+            // after 64 steps perturb is 0 and the sequence cycles the table.
+            for _ in 0..(mask + 1).min(4096) {
+                let at = table + 24 * (i & mask) as usize;
+                let entry = self.bytes_at(at, 24)?;
+                let entry_hash = word_in(&entry, 0).unwrap_or(0) as i64;
+                let entry_key = word_in(&entry, 8).unwrap_or(0);
+                if entry_key == 0 {
+                    break;
+                }
+                if entry_hash == hash
+                    && self.name_at(entry_key).ok().flatten().as_deref() == Some(*key)
+                {
+                    let value = word_in(&entry, 16).unwrap_or(0);
+                    *slot = (value != 0).then_some(value);
+                    break;
+                }
+                i = (i << 2)
+                    .wrapping_add(i)
+                    .wrapping_add(perturb)
+                    .wrapping_add(1);
+                perturb >>= 5;
+            }
+        }
+        if found.iter().all(Option::is_none) {
+            return Ok(None);
+        }
+        let scan = Scan {
+            used: Some(used as usize),
+            examined: found.iter().flatten().count(),
+            complete: true,
+        };
+        Ok(Some((found, scan)))
     }
 
     /// A Python-like repr of the object at `addr`: bounded in depth, items
@@ -947,6 +1005,20 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
 pub(crate) fn word_in(bytes: &[u8], offset: usize) -> Option<usize> {
     let raw: [u8; 8] = bytes.get(offset..offset.checked_add(8)?)?.try_into().ok()?;
     Some(usize::from_ne_bytes(raw))
+}
+
+/// Python 2.7's `str` hash without randomization (`Objects/stringobject.c`,
+/// `string_hash` with a zero `_Py_HashSecret`).
+fn py2_str_hash(bytes: &[u8]) -> i64 {
+    let Some(&first) = bytes.first() else {
+        return 0;
+    };
+    let mut x: i64 = i64::from(first) << 7;
+    for &b in bytes {
+        x = x.wrapping_mul(1_000_003) ^ i64::from(b);
+    }
+    x ^= bytes.len() as i64;
+    if x == -1 { -2 } else { x }
 }
 
 /// Decode 1-, 2- or 4-byte code units (Latin-1, UCS-2/UTF-16, UCS-4),
@@ -1249,6 +1321,39 @@ pub(crate) mod fake {
             }
         }
 
+        /// A 2.7 dict with string keys placed where CPython would put them
+        /// (by `str` hash and probing), like a real one.
+        pub fn py2_hashed_dict(&self, entries: &[(&str, usize)]) -> usize {
+            let t = self.ty("dict", TPFLAGS_DICT_SUBCLASS, 48, 0);
+            let slots = (entries.len() * 3).next_power_of_two().max(8);
+            let mask = (slots - 1) as u64;
+            let mut table = vec![0u8; 24 * slots];
+            for (key, value) in entries {
+                let hash = super::py2_str_hash(key.as_bytes());
+                let (mut i, mut perturb) = (hash as u64, hash as u64);
+                loop {
+                    let at = 24 * (i & mask) as usize;
+                    if table[at + 8..at + 16] == [0; 8] {
+                        table[at..at + 8].copy_from_slice(&hash.to_ne_bytes());
+                        table[at + 8..at + 16].copy_from_slice(&w(self.str(key)));
+                        table[at + 16..at + 24].copy_from_slice(&w(*value));
+                        break;
+                    }
+                    i = (i << 2)
+                        .wrapping_add(i)
+                        .wrapping_add(perturb)
+                        .wrapping_add(1);
+                    perturb >>= 5;
+                }
+            }
+            let table = self.place(table);
+            let mut o = self.head(t, 56);
+            o[24..32].copy_from_slice(&w(entries.len()));
+            o[32..40].copy_from_slice(&w(slots - 1));
+            o[40..48].copy_from_slice(&w(table));
+            self.place(o)
+        }
+
         /// A 3.11+ keys object: `kind` 0 general, 1 unicode, 2 split.
         pub fn compact_keys(&self, entries: &[(usize, usize)], kind: u8) -> usize {
             let log2_size = (entries.len() * 3 / 2 + 1)
@@ -1524,6 +1629,42 @@ mod tests {
             // About three reads per key examined (header, type cached, data).
             assert!(reads < 2000, "{reads} reads on {:?}", layout.version);
         }
+    }
+
+    #[test]
+    fn python_2_dicts_are_probed_not_scanned() {
+        let b = Builder::new(Layout::for_version(2, 7).expect("2.7"));
+        let r = Reader::new(&b.memory, &b.layout, Limits::default());
+        let value = b.str("GET");
+        let keys: Vec<String> = (0..20_000).map(|i| format!("zhw.filler.{i}")).collect();
+        let mut entries: Vec<(&str, usize)> = keys.iter().map(|k| (k.as_str(), value)).collect();
+        entries.push(("REQUEST_METHOD", value));
+        let d = b.py2_hashed_dict(&entries);
+        let before = *b.memory.reads.borrow();
+        let (found, scan) = r
+            .lookup(
+                Mapping::Dict(d),
+                &["REQUEST_METHOD", "HTTP_COOKIE_NOT_THERE"],
+            )
+            .expect("lookup");
+        assert_eq!(found, vec![Some(value), None]);
+        assert!(scan.complete);
+        assert!(
+            *b.memory.reads.borrow() - before < 40,
+            "probing, not scanning"
+        );
+        // No key found (as under hash randomization): fall back to the scan.
+        let (found, scan) = r.lookup(Mapping::Dict(d), &["absent"]).expect("lookup");
+        assert_eq!(found, vec![None]);
+        assert!(!scan.complete);
+    }
+
+    #[test]
+    fn python_2_string_hashes() {
+        // hash('') and values printed by python2.7 -c 'print hash("...")'.
+        assert_eq!(py2_str_hash(b""), 0);
+        assert_eq!(py2_str_hash(b"a"), 12416037344);
+        assert_eq!(py2_str_hash(b"REQUEST_METHOD"), -933809413294596589);
     }
 
     #[test]

@@ -166,13 +166,16 @@ def inflate(environ):
 def wsgi_app(environ, start_response):
     """The test servers' WSGI application: /hold/<kind> runs hold_<kind>
     (tagged with the worker thread's name), /hold/huge inflates the environ
-    (see inflate) and then sleeps, /ok answers at once."""
+    (see inflate), makes a local `cycle` that contains itself, prints
+    "HOLD huge <thread-name>" and sleeps; /ok answers at once."""
     path = environ.get("PATH_INFO", "")
     kind = path[len("/hold/"):] if path.startswith("/hold/") else None
     if path == "/ok":
         body, status = b"ok", "200 OK"
     elif kind == "huge":
         inflate(environ)
+        cycle = {"me": None}
+        cycle["me"] = cycle  # a local that contains itself
         emit("HOLD huge %s" % threading.current_thread().name)
         deadline = time.time() + MAX_HOLD
         while time.time() < deadline:
