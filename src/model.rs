@@ -142,4 +142,8 @@ pub struct SamplingFacts {
     pub reads: u32,
     /// Wall time spent reading, in seconds.
     pub duration_seconds: f64,
+    /// Wall time spent afterwards reading busy workers' requests (and
+    /// `--locals`), in seconds; 0 when nothing was read.
+    #[serde(default)]
+    pub details_seconds: f64,
 }

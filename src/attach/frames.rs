@@ -90,7 +90,7 @@ impl<'r, 'a, P: ProcessMemory> Walker<'r, 'a, P> {
                 if cframe == 0 {
                     return Ok(Vec::new());
                 }
-                r.word(cframe + current)?
+                r.word(cframe.wrapping_add(current))?
             }
         };
         let mut frames = Vec::new();

@@ -221,6 +221,7 @@ impl Sampler {
                 },
                 reads,
                 duration_seconds: duration.as_secs_f64(),
+                details_seconds: 0.0,
             },
             warnings,
         })
@@ -257,10 +258,11 @@ impl Sampler {
     /// each serves from the first of `locations` that holds one, and with
     /// `options.locals` their frames' local variables, into `snapshot`.
     ///
-    /// A second, targeted read after the stack sample: frames are walked
-    /// from the thread state again, so a thread that finished its request in
-    /// between simply has none. Locals are attached only when the walk
-    /// agrees with the sampled stack. Partial failures become warnings.
+    /// A second, targeted read after the stack sample, without pausing the
+    /// target (in either mode): frames are walked from the thread state
+    /// again, so a thread that finished its request in between simply has
+    /// none. Locals are attached only when the walk agrees with the sampled
+    /// stack. Partial failures become warnings.
     pub fn read_details(
         &mut self,
         snapshot: &mut Snapshot,
@@ -271,6 +273,18 @@ impl Sampler {
         if thread_ids.is_empty() || !(options.requests || options.locals) {
             return;
         }
+        let started = Instant::now();
+        self.read_details_now(snapshot, thread_ids, locations, options);
+        snapshot.sampling.details_seconds = started.elapsed().as_secs_f64();
+    }
+
+    fn read_details_now(
+        &mut self,
+        snapshot: &mut Snapshot,
+        thread_ids: &[u64],
+        locations: &[&RequestLocation],
+        options: DetailOptions,
+    ) {
         let Some(layout) = &self.layout else {
             snapshot.warnings.push(format!(
                 "request info and locals are not read on Python {}: zhw does not know its \
@@ -280,21 +294,10 @@ impl Sampler {
             return;
         };
         let mut warnings = Vec::new();
-        // --blocking promises a consistent picture: hold the target still
-        // for this read too (released when `_lock` drops).
-        let _lock = if self.options.blocking {
-            match self.spy.process.lock() {
-                Ok(lock) => Some(lock),
-                Err(err) => {
-                    warnings.push(format!(
-                        "could not pause the process for the request read: {err}"
-                    ));
-                    None
-                }
-            }
-        } else {
-            None
-        };
+        // Never paused, not even with --blocking: this read is built for a
+        // running target (bounded, torn reads retried), and a second ptrace
+        // stop would double the stall --blocking imposes (tens of ms at 512
+        // threads, mostly stopping and resuming them).
         let reader = Reader::new(&self.spy.process, layout, Limits::default());
         reader.py2_unicode_width.set(self.names.unicode_width);
         let walker = Walker::new(&reader);

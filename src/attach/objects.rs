@@ -70,8 +70,9 @@ const MAX_READ: usize = 1024 * 1024;
 const LOWEST_ADDRESS: usize = 4096;
 /// Dict entries read per memory read while scanning.
 const ENTRY_CHUNK: usize = 256;
-/// Bytes of an object read at once: enough for every header used here.
-const HEAD: usize = 48;
+/// Bytes of an object read at once: every header used here, and the data
+/// of a short string (most keys and environ values), saving a read.
+const HEAD: usize = 96;
 /// A dict or string claiming more than this is corrupt, not big.
 const INSANE: u64 = 1 << 40;
 
@@ -240,7 +241,9 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
         self.reads.get() >= self.limits.reads || self.bytes.get() >= self.limits.bytes
     }
 
-    /// Read `len` bytes at `addr`, within the budget.
+    /// Read `len` bytes at `addr`, within the budget. Addresses computed from
+    /// pointers not yet read through are summed with `wrapping_add`, so a
+    /// corrupt one fails here (unreadable) instead of overflowing.
     pub fn bytes_at(&self, addr: usize, len: usize) -> Read<Vec<u8>> {
         if addr < LOWEST_ADDRESS || addr.checked_add(len).is_none() {
             return Err(ReadError::Memory(addr));
@@ -321,7 +324,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
         let mut out = Vec::new();
         let mut at = addr;
         while out.len() < max {
-            let page_end = (at | 4095) + 1;
+            let page_end = (at | 4095).checked_add(1).ok_or(ReadError::Memory(at))?;
             let len = (page_end - at).min(max - out.len()).min(64);
             let chunk = self.bytes_at(at, len)?;
             if let Some(nul) = chunk.iter().position(|&b| b == 0) {
@@ -417,6 +420,15 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
         Ok(name)
     }
 
+    /// `len` bytes at `addr`, from the header already read when they are in it.
+    fn data(&self, obj: &Obj, addr: usize, len: usize) -> Read<Vec<u8>> {
+        let start = addr.wrapping_sub(obj.addr);
+        match obj.head.get(start..start.saturating_add(len)) {
+            Some(bytes) if addr >= obj.addr => Ok(bytes.to_vec()),
+            _ => self.bytes_at(addr, len),
+        }
+    }
+
     fn byte_string(&self, obj: &Obj, size_at: usize, data_at: usize, max: usize) -> Read<Text> {
         let length = self.field(obj, size_at)? as u64;
         if length > INSANE {
@@ -427,7 +439,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
         let data = if take == 0 {
             Vec::new()
         } else {
-            self.bytes_at(obj.addr + data_at, take)?
+            self.data(obj, obj.addr + data_at, take)?
         };
         Ok(Text {
             value: String::from_utf8_lossy(&data).into_owned(),
@@ -460,7 +472,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
         let raw = if take == 0 {
             Vec::new()
         } else {
-            self.bytes_at(data, take * kind)?
+            self.data(obj, data, take * kind)?
         };
         Ok(Text {
             value: decode_units(&raw, kind),
@@ -646,7 +658,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                 let mut slot = 0;
                 while slot < slots {
                     let n = (slots - slot).min(ENTRY_CHUNK);
-                    let raw = self.bytes_at(table + 24 * slot, 24 * n)?;
+                    let raw = self.bytes_at(table.wrapping_add(24 * slot), 24 * n)?;
                     for i in 0..n {
                         let key = word_in(&raw, 24 * i + 8).unwrap_or(0);
                         let value = word_in(&raw, 24 * i + 16).unwrap_or(0);
@@ -720,7 +732,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                     let n = (entries - index).min(ENTRY_CHUNK);
                     let raw = self.bytes_at(entries_at + entry_size * index, entry_size * n)?;
                     let split_values = if values != 0 {
-                        Some(self.bytes_at(values + values_offset + 8 * index, 8 * n)?)
+                        Some(self.bytes_at(values.wrapping_add(values_offset + 8 * index), 8 * n)?)
                     } else {
                         None
                     };
@@ -805,7 +817,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
             // CPython's probe sequence; it ends at an empty slot. Bounded:
             // after 64 steps perturb is 0 and the sequence cycles the table.
             for _ in 0..(mask + 1).min(4096) {
-                let at = table + 24 * (i & mask) as usize;
+                let at = table.wrapping_add(24 * (i & mask) as usize);
                 let entry = self.bytes_at(at, 24)?;
                 let entry_hash = word_in(&entry, 0).unwrap_or(0) as i64;
                 let entry_key = word_in(&entry, 8).unwrap_or(0);
