@@ -13,7 +13,9 @@ For each target interpreter and each thread count N it starts benches/target.py
 thread that loops time.sleep(0.0005) and tracks the largest gap between two
 iterations), then, round-robin so that machine noise hits every tool alike:
 
-  * runs `zhw check PID`, `zhw check --blocking PID` and `py-spy dump --pid PID`
+  * runs `zhw check --no-requests PID` (stacks only), `zhw check PID` (the
+    default: also reads each busy worker's request), `zhw check --blocking
+    PID` and `py-spy dump --pid PID`
     (2 warm-up runs each, then --runs timed runs) and records each run's wall
     time (spawn to exit) and the largest probe gap seen while it ran (reset
     before, read after);
@@ -304,10 +306,17 @@ def summarize(values):
 def tools_for(zhw, pyspy, pid):
     pid = str(pid)
     return [
-        ("zhw check", [zhw, "check", pid]),
+        (PLAIN, [zhw, "check", "--no-requests", pid]),
+        (WITH_REQUESTS, [zhw, "check", pid]),
         ("zhw check --blocking", [zhw, "check", "--blocking", pid]),
         ("py-spy dump", [pyspy, "dump", "--pid", pid]),
     ]
+
+
+# A plain check, and the default one, which also reads every busy worker's
+# request (here: every parked thread's, the target's worst case).
+PLAIN = "zhw check --no-requests"
+WITH_REQUESTS = "zhw check"
 
 
 CONTROL = "control: `zhw check` of an identical second target"
@@ -334,7 +343,7 @@ def sanity(tools, threads):
 
 def read_phase(argv, runs=3):
     """zhw's own account of its read phase (JSON `sampling`): reads, median ms."""
-    reads, durations = set(), []
+    reads, durations, details = set(), [], []
     for _ in range(runs):
         _wall, _code, _rss, output = run_tool(argv[:-1] + ["--format", "json", argv[-1]], capture=True)
         try:
@@ -343,9 +352,11 @@ def read_phase(argv, runs=3):
             continue
         reads.add(sampling["reads"])
         durations.append(sampling["duration_seconds"] * 1000.0)
+        details.append(sampling.get("details_seconds", 0.0) * 1000.0)
     if not durations:
         return None
-    return {"reads": sorted(reads), "duration_ms": statistics.median(durations)}
+    return {"reads": sorted(reads), "duration_ms": statistics.median(durations),
+            "details_ms": statistics.median(details)}
 
 
 def bench_case(python, threads, zhw, pyspy, runs, warmups, rss_runs):
@@ -453,23 +464,35 @@ def render(info, results, runs, warmups):
           "the rest is process start, attaching (finding the interpreter in the binary), "
           "matching threads to kernel tids and printing):")
         w("")
-        w("| N threads | mode | reads of the thread list | reading (ms) | rest of the wall time (ms) |")
-        w("|---:|---|---:|---:|---:|")
+        w("| N threads | mode | reads of the thread list | reading stacks (ms) "
+          "| reading requests (ms) | rest of the wall time (ms) |")
+        w("|---:|---|---:|---:|---:|---:|")
         for case in cases:
             for name, t in case["tools"].items():
                 phase = t.get("read_phase")
                 if not phase:
                     continue
-                w("| %d | `%s` | %s | %.1f | %.1f |" % (
+                w("| %d | `%s` | %s | %.1f | %.1f | %.1f |" % (
                     case["threads"], name, "/".join(str(r) for r in phase["reads"]),
-                    phase["duration_ms"], t["wall_ms"]["median"] - phase["duration_ms"]))
+                    phase["duration_ms"], phase["details_ms"],
+                    t["wall_ms"]["median"] - phase["duration_ms"] - phase["details_ms"]))
+        w("")
+        w("Request info overhead (every one of the N threads is a busy worker with a request "
+          "on its stack): `%s` against `%s`, medians of the wall time:" % (WITH_REQUESTS, PLAIN))
+        w("")
+        w("| N threads | plain (ms) | with request info (ms) | overhead |")
+        w("|---:|---:|---:|---:|")
+        for case in cases:
+            plain = case["tools"][PLAIN]["wall_ms"]["median"]
+            full = case["tools"][WITH_REQUESTS]["wall_ms"]["median"]
+            w("| %d | %.1f | %.1f | %+.1f%% |" % (case["threads"], plain, full, 100.0 * (full / plain - 1.0)))
         w("")
         w("Threads read in the first run of each tool (expected N + 2: parked threads, probe, main):")
         w("")
         for case in cases:
             seen = ", ".join("%s %s" % (name, note["threads_seen"]) for name, note in case["notes"].items())
             w("- N=%d: %s; `zhw check` said: `%s`" % (
-                case["threads"], seen, case["notes"]["zhw check"]["first_line"]))
+                case["threads"], seen, case["notes"][WITH_REQUESTS]["first_line"]))
         w("")
     return "\n".join(out)
 

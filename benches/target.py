@@ -2,8 +2,10 @@
 
     python target.py N
 
-Starts N threads, each parked 9 Python calls deep in threading.Event().wait(),
-and one probe thread that loops time.sleep(0.0005) and records the largest gap
+Starts N threads, each parked 9 Python calls deep in threading.Event().wait()
+with a WSGI-like request on its stack (the outermost call, level1, holds a
+local `environ` dict of 30 keys with REQUEST_METHOD, PATH_INFO, QUERY_STRING,
+headers...), and one probe thread that loops time.sleep(0.0005) and records the largest gap
 between two of its iterations: any pause of the whole process (a ptrace stop)
 shows up as a large gap.
 
@@ -94,14 +96,52 @@ def level2(event):
     level3(event)
 
 
-def level1(event):
+def request_environ(i):
+    """What a WSGI server hands an application, give or take a header."""
+    environ = {
+        "REQUEST_METHOD": "GET",
+        "SCRIPT_NAME": "",
+        "PATH_INFO": "/site/folder/document-%d/edit" % i,
+        "QUERY_STRING": "form.submitted=1&user=alice&password=hunter2&page=%d" % i,
+        "SERVER_NAME": "bench.example",
+        "SERVER_PORT": "8080",
+        "SERVER_PROTOCOL": "HTTP/1.1",
+        "SERVER_SOFTWARE": "bench",
+        "REMOTE_ADDR": "192.0.2.%d" % (i % 250 + 1),
+        "REMOTE_HOST": "192.0.2.%d" % (i % 250 + 1),
+        "REMOTE_PORT": "%d" % (40000 + i),
+        "CONTENT_TYPE": "",
+        "CONTENT_LENGTH": "",
+        "HTTP_HOST": "bench.example:8080",
+        "HTTP_USER_AGENT": "Mozilla/5.0 (X11; Linux x86_64) bench/1.0",
+        "HTTP_ACCEPT": "text/html,application/xhtml+xml",
+        "HTTP_ACCEPT_LANGUAGE": "en-GB,en;q=0.8",
+        "HTTP_ACCEPT_ENCODING": "gzip, deflate",
+        "HTTP_CONNECTION": "keep-alive",
+        "HTTP_COOKIE": "__ac=secret-cookie-%d" % i,
+        "HTTP_REFERER": "http://bench.example:8080/site/folder",
+        "HTTP_CACHE_CONTROL": "max-age=0",
+        "HTTP_X_FORWARDED_PROTO": "https",
+        "wsgi.version": (1, 0),
+        "wsgi.url_scheme": "http",
+        "wsgi.multithread": True,
+        "wsgi.multiprocess": False,
+        "wsgi.run_once": False,
+        "wsgi.input": None,
+        "wsgi.errors": None,
+    }
+    return environ
+
+
+def level1(event, environ=None):
     level2(event)
 
 
 def main():
     n = int(sys.argv[1])
     for i in range(n):
-        t = threading.Thread(target=level1, args=(threading.Event(),), name="parked-%d" % i)
+        t = threading.Thread(target=level1, args=(threading.Event(), request_environ(i)),
+                             name="parked-%d" % i)
         t.daemon = True
         t.start()
     while True:

@@ -12,10 +12,11 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::attach::{SampleOptions, Sampler};
+use crate::attach::{DetailOptions, SampleOptions, Sampler};
 use crate::classify::{Profile, profiles};
 use crate::inspect::{InspectOptions, Source, TargetSpec, inspect};
 use crate::policy::{CheckPolicy, ExitCodes, OnTimeout, Thresholds, evaluate};
+use crate::redact::Redactor;
 use crate::render::text::{CheckText, Layout};
 use crate::target::Target;
 use crate::threshold::Range;
@@ -101,6 +102,18 @@ pub struct ReadingArgs {
     /// Also use the server profiles in this TOML file (default: /etc/zhw/profiles.toml if present).
     #[arg(long, value_name = "FILE")]
     pub profiles: Option<PathBuf>,
+    /// Do not read the request each busy worker serves (method, path, query, host,
+    /// client) from the target's memory.
+    #[arg(long)]
+    pub no_requests: bool,
+    /// Show the local variables of each busy worker's frames (bounded reprs;
+    /// values of secret-looking names are shown as ***).
+    #[arg(long)]
+    pub locals: bool,
+    /// Also redact query parameters, dict keys and locals whose name contains NAME
+    /// (case-insensitive), on top of the built-in list (password, token, key, …).
+    #[arg(long = "redact", value_name = "NAME")]
+    pub redact: Vec<String>,
 }
 
 /// The status rules (check and serve).
@@ -518,6 +531,11 @@ fn reading_options(reading: &ReadingArgs) -> Result<InspectOptions, String> {
         profile,
         user_profiles,
         inject_delay: Duration::ZERO,
+        details: DetailOptions {
+            requests: !reading.no_requests,
+            locals: reading.locals,
+            redactor: Box::leak(Box::new(Redactor::with_extra(&reading.redact))),
+        },
     })
 }
 
@@ -724,13 +742,25 @@ fn man_page(command: &clap::Command, page: &mut Vec<u8>) -> io::Result<()> {
 }
 
 fn record(args: &RecordArgs) -> io::Result<u8> {
+    // Requests too (redacted as always), so that a recording replays
+    // the way a live check shows it.
     let snapshot = Sampler::attach(
         args.pid,
         SampleOptions {
             blocking: args.blocking,
         },
     )
-    .and_then(|mut sampler| sampler.sample());
+    .and_then(|mut sampler| {
+        let mut snapshot = sampler.sample()?;
+        let classes = crate::classify::classify(&snapshot, None, &[]);
+        crate::inspect::read_details(
+            &mut sampler,
+            &mut snapshot,
+            &classes,
+            DetailOptions::default(),
+        );
+        Ok(snapshot)
+    });
     match snapshot {
         Ok(snapshot) => {
             let mut out = io::BufWriter::new(io::stdout().lock());

@@ -76,6 +76,7 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
             profile: None,
             user_profiles: &[],
             inject_delay: Duration::ZERO,
+            details: Default::default(),
         },
     );
     let eval = evaluate(&report, &CheckPolicy::default());

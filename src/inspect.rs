@@ -13,8 +13,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::attach::{AttachError, SampleOptions, Sampler};
-use crate::classify::{self, Profile};
+use crate::attach::{AttachError, DetailOptions, SampleOptions, Sampler};
+use crate::classify::{self, Classification, Profile, Role, State};
 use crate::model::Snapshot;
 use crate::report::{Report, SystemFacts, TargetError, TargetReport};
 use crate::target::Target;
@@ -73,6 +73,8 @@ pub struct InspectOptions {
     pub user_profiles: &'static [&'static Profile],
     /// Test hook (hidden `--inject-delay-ms`): pause before attaching.
     pub inject_delay: Duration,
+    /// What to read about busy workers beyond their stacks.
+    pub details: DetailOptions,
 }
 
 /// Most targets inspected at once: enough to overlap attach latency on a
@@ -213,7 +215,7 @@ pub(crate) fn disambiguate_names(targets: &mut [TargetReport]) {
 }
 
 fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
-    let snapshot = match source {
+    let (mut snapshot, mut sampler) = match source {
         Source::Live(target) => {
             let pid = match target.resolve() {
                 Ok(pid) => pid,
@@ -223,8 +225,10 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
                 }
             };
             std::thread::sleep(options.inject_delay);
-            match Sampler::attach(pid, options.sample).and_then(|mut sampler| sampler.sample()) {
-                Ok(snapshot) => snapshot,
+            let sampled = Sampler::attach(pid, options.sample)
+                .and_then(|mut sampler| sampler.sample().map(|snapshot| (snapshot, sampler)));
+            match sampled {
+                Ok((snapshot, sampler)) => (snapshot, Some(sampler)),
                 Err(err) => {
                     return failure_for(
                         source,
@@ -237,30 +241,38 @@ fn inspect_one(source: &Source, options: InspectOptions) -> TargetReport {
             }
         }
         Source::Replay(path) => match load_snapshot(path) {
-            Ok(snapshot) => snapshot,
+            Ok(snapshot) => (snapshot, None),
             Err(message) => return failure_for(source, None, "replay_unreadable", message, false),
         },
     };
-    let mut report = classified(
-        source_name(source),
-        source_given(source),
-        snapshot,
-        &options,
-    );
+    let classes = classify::classify(&snapshot, options.profile, options.user_profiles);
+    if let Some(sampler) = sampler.as_mut() {
+        read_details(sampler, &mut snapshot, &classes, options.details);
+    }
+    let mut report =
+        TargetReport::inspected(source_name(source), source_given(source), snapshot, classes);
     report.live = matches!(source, Source::Live(_));
     report
 }
 
-/// Classify a snapshot with the chosen profiles into a target report
-/// (shared by the one-shot inspection and `zhw serve`).
-pub(crate) fn classified(
-    name: String,
-    given: String,
-    snapshot: Snapshot,
-    options: &InspectOptions,
-) -> TargetReport {
-    let classes = classify::classify(&snapshot, options.profile, options.user_profiles);
-    TargetReport::inspected(name, given, snapshot, classes)
+/// Read the requests (and with `--locals` the locals) of the busy workers
+/// that `classes` found, where the chosen profile says requests live.
+/// Classification decides which threads and where; attach does the reading.
+pub fn read_details(
+    sampler: &mut Sampler,
+    snapshot: &mut Snapshot,
+    classes: &Classification,
+    details: DetailOptions,
+) {
+    let busy: Vec<u64> = snapshot
+        .threads
+        .iter()
+        .zip(&classes.threads)
+        .filter(|(_, verdict)| verdict.role == Role::Worker && verdict.state == State::Busy)
+        .map(|(thread, _)| thread.thread_id)
+        .collect();
+    let locations: Vec<_> = classes.profile.request_locations().collect();
+    sampler.read_details(snapshot, &busy, &locations, details);
 }
 
 /// Read a recorded snapshot (`zhw record`) from a JSON file.

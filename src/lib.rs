@@ -15,6 +15,7 @@ pub mod inspect;
 pub mod model;
 pub mod policy;
 pub mod privilege;
+pub mod redact;
 pub mod render;
 pub mod report;
 pub mod sanitize;

@@ -127,6 +127,20 @@ pub struct Frame {
     pub file: String,
     /// Line being executed, 0 if unknown.
     pub line: u32,
+    /// The frame's local variables, read only with `--locals` and only for
+    /// busy workers; secret-looking names show `***`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locals: Option<Vec<Local>>,
+}
+
+/// One local variable of a frame (`--locals`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Hash)]
+pub struct Local {
+    /// The variable's name.
+    pub name: String,
+    /// A bounded, Python-like repr read from the target (untrusted text:
+    /// renderers sanitize it), or `***` when the name looks secret.
+    pub repr: String,
 }
 
 /// What the OS says about the process as a whole.
@@ -157,4 +171,8 @@ pub struct SamplingFacts {
     pub reads: u32,
     /// Wall time spent reading, in seconds.
     pub duration_seconds: f64,
+    /// Wall time spent afterwards reading busy workers' requests (and
+    /// `--locals`), in seconds; 0 when nothing was read.
+    #[serde(default)]
+    pub details_seconds: f64,
 }

@@ -380,6 +380,7 @@ mod tests {
             function: function.into(),
             file: file.into(),
             line: 1,
+            locals: None,
         }
     }
 

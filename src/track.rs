@@ -184,6 +184,7 @@ mod tests {
             function: "handle".into(),
             file: "app.py".into(),
             line,
+            locals: None,
         }
     }
 

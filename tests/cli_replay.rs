@@ -514,3 +514,67 @@ fn perfdata_parses_back_per_the_plugin_guidelines() {
     assert_eq!(items[0].1, ["2", "~:2", "3", "0", "4"]);
     assert_eq!(items[5].1, ["4", "", "", "0", ""]);
 }
+
+/// A recorded busy worker with a request and locals (as `zhw record` and
+/// `--locals` put them in a snapshot): the text shows one sanitized
+/// `Request:` line, what was cut, and the variables; the JSON keeps them.
+#[test]
+fn requests_and_locals_render_from_a_recording() {
+    let text = std::fs::read_to_string(fixture(TWO_BUSY)).expect("fixture");
+    let mut snapshot: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let busy = &mut snapshot["threads"][3];
+    assert_eq!(busy["frames"][0]["function"], "hold_sleep");
+    busy["request"] = serde_json::json!({
+        "method": "GET",
+        "path": "/site/\u{1b}[2Jedit",
+        "query": "user=alice&password=***",
+        "host": "example.org",
+        "client": "192.0.2.7",
+        "user_agent": "curl/8.5.0",
+        "identity": 140459430761216u64,
+        "truncated": ["PATH_INFO: 10485766 long, only the first 2048 read"]
+    });
+    busy["frames"][0]["locals"] = serde_json::json!([
+        {"name": "tag", "repr": "'waitress-0'"},
+        {"name": "password", "repr": "***"}
+    ]);
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("with-request.json");
+    std::fs::write(&path, serde_json::to_string(&snapshot).expect("serialize")).expect("write");
+    let path = path.to_string_lossy().into_owned();
+
+    let run = zhw(&["dump", "--replay", &path]);
+    let expected = "\tRequest: GET /site/\\x1b[2Jedit?user=alice&password=*** \
+                    (example.org, 192.0.2.7, curl/8.5.0)\n\
+                    \tRequest truncated: PATH_INFO: 10485766 long, only the first 2048 read\n";
+    assert!(run.stdout.contains(expected), "{}", run.stdout);
+    assert!(
+        run.stdout
+            .contains("in hold_sleep\n      tag = 'waitress-0'\n      password = ***\n"),
+        "{}",
+        run.stdout
+    );
+    // Only the one busy worker with a request has a Request line.
+    assert_eq!(
+        run.stdout.matches("\tRequest: ").count(),
+        1,
+        "{}",
+        run.stdout
+    );
+    let check = zhw(&["check", "-v", "--layout", "classic", "--replay", &path]);
+    assert!(check.stdout.contains(expected), "{}", check.stdout);
+
+    let json = zhw(&["dump", "--format", "json", "--replay", &path]).json();
+    let thread = &json["targets"][0]["threads"][3];
+    assert_eq!(thread["request"]["path"], "/site/\u{1b}[2Jedit");
+    assert_eq!(
+        thread["request"]["truncated"][0],
+        "PATH_INFO: 10485766 long, only the first 2048 read"
+    );
+    assert_eq!(thread["frames"][0]["locals"][1]["repr"], "***");
+    assert!(
+        json["targets"][0]["threads"][0]["frames"][0]
+            .get("locals")
+            .is_none()
+    );
+}

@@ -1,7 +1,9 @@
 //! The check against real cheroot (CherryPy's server) on every interpreter
-//! present: workers held busy in app code, exact counts and statuses.
+//! present: workers held busy in app code, exact counts and statuses, and
+//! each busy worker's request (read from cheroot's `Gateway.env`).
 
-use crate::support::{Server, env_for, record, repo, zhw};
+use crate::live_waitress::{assert_busy_requests, assert_no_secrets};
+use crate::support::{SECRET_QUERY, Server, env_for, record, repo, zhw};
 
 fn check(pid: &str, label: &str, idle_busy: &str, first: &str, code: i32) {
     let run = zhw(&["check", pid]);
@@ -39,7 +41,7 @@ fn cheroot_matrix(label: &str) {
     );
     let json = zhw(&["check", "--format", "json", &pid]).json();
     assert_eq!(json["targets"][0]["profile"], "cheroot", "{label}");
-    server.hold_http("sleep");
+    server.hold_http_query("sleep", SECRET_QUERY);
     server.hold_http("cond");
     check(
         &pid,
@@ -48,6 +50,9 @@ fn cheroot_matrix(label: &str) {
         "OK - Everything looks fine",
         0,
     );
+    let run = zhw(&["check", "--format", "json", &pid]);
+    assert_no_secrets(&run.stdout, label);
+    assert_busy_requests(&run.json()["targets"][0], "test", "127.0.0.1", label);
     server.hold_http("lock");
     server.hold_http("spin");
     check(

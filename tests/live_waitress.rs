@@ -1,9 +1,13 @@
 //! The check against real waitress servers on every interpreter present:
 //! requests held busy in app code (sleeping, spinning, blocked on a lock,
 //! waiting on the app's own Condition), exact counts, status lines and exit
-//! codes, with default rules, thresholds and both exit-code mappings.
+//! codes, with default rules, thresholds and both exit-code mappings; and
+//! the request each busy worker serves, read from the target's memory with
+//! its secret query parameter redacted.
 
-use crate::support::{PyEnv, Server, env_for, record, repo, zhw};
+use crate::support::{
+    PyEnv, REDACTED_QUERY, SECRET_COOKIE, SECRET_QUERY, Server, env_for, record, repo, zhw,
+};
 
 fn start(env: &PyEnv, threads: &str) -> Server {
     Server::start(
@@ -51,7 +55,7 @@ fn waitress_matrix(label: &str) {
     let mut server = start(&env, "4");
     let pid = server.pid.to_string();
     expect(&pid, &[], OK, "Idle: 4\tBusy: 0", 0, label);
-    server.hold_http("sleep");
+    server.hold_http_query("sleep", SECRET_QUERY);
     expect(&pid, &[], OK, "Idle: 3\tBusy: 1", 0, label);
     server.hold_http("cond");
     expect(&pid, &[], OK, "Idle: 2\tBusy: 2", 0, label);
@@ -120,6 +124,7 @@ fn waitress_matrix(label: &str) {
         ["hold_cond", "hold_lock", "hold_sleep", "hold_spin"],
         "{label}"
     );
+    assert_busy_requests(target, "test", "127.0.0.1", label);
     // Every worker was mapped to a kernel thread and has a CPU state.
     for thread in target["threads"].as_array().expect("threads") {
         assert!(
@@ -137,6 +142,59 @@ fn waitress_matrix(label: &str) {
         run.stdout
     );
     assert!(run.stdout.contains("in hold_sleep"), "{}", run.stdout);
+    let line =
+        format!("\tRequest: GET /hold/sleep?{REDACTED_QUERY} (test, 127.0.0.1, zhw-test/1)\n");
+    assert!(run.stdout.contains(&line), "{label}: {}", run.stdout);
+    assert_no_secrets(&run.stdout, label);
+    // --locals shows the busy workers' variables, still without secrets.
+    let locals = zhw(&["dump", "--locals", "--format", "json", &pid]);
+    assert_eq!(locals.code, 0, "{label}: {}", locals.stderr);
+    assert_no_secrets(&locals.stdout, label);
+    let doc = locals.json();
+    let busy_frames: Vec<&serde_json::Value> = doc["targets"][0]["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .filter(|t| t["state"] == "busy" && t["role"] == "worker")
+        .flat_map(|t| t["frames"].as_array().expect("frames"))
+        .collect();
+    let app = busy_frames
+        .iter()
+        .find(|f| f["function"] == "wsgi_app")
+        .unwrap_or_else(|| panic!("{label}: no wsgi_app frame"));
+    let environ = app["locals"]
+        .as_array()
+        .expect("locals of a busy frame")
+        .iter()
+        .find(|l| l["name"] == "environ")
+        .unwrap_or_else(|| panic!("{label}: no environ local in {app}"));
+    assert!(
+        environ["repr"].as_str().is_some_and(|r| r.starts_with('{')),
+        "{label}: {environ}"
+    );
+    // Idle workers' frames carry no locals.
+    for thread in doc["targets"][0]["threads"].as_array().expect("threads") {
+        if thread["state"] == "idle" {
+            assert!(
+                thread["frames"]
+                    .as_array()
+                    .expect("frames")
+                    .iter()
+                    .all(|f| f.get("locals").is_none()),
+                "{label}: {thread}"
+            );
+        }
+    }
+    // --no-requests reads none.
+    let plain = zhw(&["check", "--no-requests", "--format", "json", &pid]).json();
+    assert!(
+        plain["targets"][0]["threads"]
+            .as_array()
+            .expect("threads")
+            .iter()
+            .all(|t| t.get("request").is_none()),
+        "{label}"
+    );
     let classic = zhw(&["check", "--layout", "classic", &pid]);
     let lines: Vec<&str> = classic.stdout.lines().collect();
     assert_eq!(lines.first(), Some(&"Information:"), "{}", classic.stdout);
@@ -213,6 +271,56 @@ fn waitress_matrix(label: &str) {
         text.stdout.contains(": worker busy for at least "),
         "{label}: {}",
         text.stdout
+    );
+}
+
+/// Every busy worker serves `GET /hold/<its hold kind>` from `client` on
+/// `host`; the one in `hold_sleep` has the secret query, redacted.
+pub fn assert_busy_requests(target: &serde_json::Value, host: &str, client: &str, label: &str) {
+    let mut seen = 0;
+    for thread in target["threads"].as_array().expect("threads") {
+        if thread["role"] != "worker" || thread["state"] != "busy" {
+            assert!(thread.get("request").is_none(), "{label}: {thread}");
+            continue;
+        }
+        let kind = thread["frames"]
+            .as_array()
+            .expect("frames")
+            .iter()
+            .find_map(|f| f["function"].as_str()?.strip_prefix("hold_"))
+            .unwrap_or_else(|| panic!("{label}: busy without a hold: {thread}"));
+        let request = &thread["request"];
+        assert_eq!(request["method"], "GET", "{label}: {thread}");
+        assert_eq!(
+            request["path"],
+            format!("/hold/{kind}"),
+            "{label}: {request}"
+        );
+        assert_eq!(request["host"], host, "{label}: {request}");
+        assert_eq!(request["client"], client, "{label}: {request}");
+        assert_eq!(request["user_agent"], "zhw-test/1", "{label}: {request}");
+        assert!(request["identity"].as_u64().is_some(), "{label}: {request}");
+        let expected_query = if kind == "sleep" {
+            REDACTED_QUERY
+        } else {
+            "user=alice"
+        };
+        assert_eq!(request["query"], expected_query, "{label}: {request}");
+        seen += 1;
+    }
+    assert!(seen > 0, "{label}: no busy worker");
+}
+
+/// Neither the password of the query nor the cookie/authorization value
+/// appears anywhere in zhw's output.
+pub fn assert_no_secrets(output: &str, label: &str) {
+    assert!(
+        !output.contains("hunter2"),
+        "{label}: password leaked:\n{output}"
+    );
+    assert!(
+        !output.contains(SECRET_COOKIE),
+        "{label}: cookie leaked:\n{output}"
     );
 }
 

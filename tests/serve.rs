@@ -517,7 +517,11 @@ fn serve_dashboard_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let pidfile = dir.path().join("client7.pid");
     write_pidfile(&pidfile, server.pid);
-    server.hold_http_at("sleep", "/<script>document.title='PWNED'</script>");
+    server.hold_http_at(
+        "sleep",
+        "/<script>document.title='PWNED'</script>",
+        "user=alice",
+    );
     let sidecar = Sidecar::start(&[pidfile.to_str().expect("utf-8 path"), "--interval", "0.2"]);
     sidecar.wait_json("one busy worker", |d| stat(d, "busy_count") == Some(1));
     let page = sidecar.get("/");

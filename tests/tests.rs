@@ -4,6 +4,7 @@
 
 mod support;
 
+mod bounded_reads;
 mod browser;
 mod cli_replay;
 mod demo;
@@ -14,4 +15,5 @@ mod live_zserver;
 mod monitoring;
 mod serve;
 mod shapes;
+mod thread_names;
 mod user_profiles;

@@ -11,6 +11,7 @@ name = "inhouse"
 description = "ACME job server"
 task_loops = [{ function = "worker_loop", file = "inhouse_server.py" }]
 idle_waits = [{ function = "wait_for_job", file = "inhouse_server.py" }, { file = "threading.py" }]
+requests = [{ function = "worker_loop", file = "inhouse_server.py", local = "job", attribute = "env" }]
 "#;
 
 fn inhouse(label: &str) {
@@ -49,6 +50,40 @@ fn inhouse(label: &str) {
     assert_eq!(run.line(1), "Idle: 3\tBusy: 1", "[{label}] {}", run.stdout);
     let json = zhw(&["check", "--profiles", &profiles, "--format", "json", &pid]).json();
     assert_eq!(json["targets"][0]["profile"], "inhouse");
+    // The profile says where the job's request lives; --redact adds a name.
+    let busy: Vec<&serde_json::Value> = json["targets"][0]["threads"]
+        .as_array()
+        .expect("threads")
+        .iter()
+        .filter(|t| t["state"] == "busy" && t["role"] == "worker")
+        .collect();
+    assert_eq!(busy.len(), 1, "[{label}]");
+    let request = &busy[0]["request"];
+    assert_eq!(request["method"], "POST", "[{label}] {request}");
+    assert_eq!(request["path"], "/jobs/sleep", "[{label}] {request}");
+    assert_eq!(
+        request["query"], "api_key=***&priority=high",
+        "[{label}] {request}"
+    );
+    assert_eq!(request["client"], "198.51.100.4", "[{label}] {request}");
+    let redacted = zhw(&[
+        "check",
+        "--profiles",
+        &profiles,
+        "--redact",
+        "PRIORITY",
+        "--format",
+        "json",
+        &pid,
+    ]);
+    assert!(
+        redacted
+            .stdout
+            .contains("\"query\": \"api_key=***&priority=***\""),
+        "[{label}] {}",
+        redacted.stdout
+    );
+    assert!(!redacted.stdout.contains("s3cr3t"), "[{label}]");
     assert_eq!(
         json["targets"][0]["stats"]["service_count"], 1,
         "the main thread"

@@ -11,11 +11,22 @@
 //! read, and are flagged `stack_consistent: false`. `--blocking` uses py-spy's ptrace lock instead
 //! (one consistent read, the whole process paused meanwhile); the kernel
 //! releases that lock if zhw dies, so the target is never left stopped.
+//!
+//! Beyond stacks, zhw reads a few Python objects itself ([`objects`], bounded,
+//! per-version [`layout`]s): thread names from `threading._active` on every
+//! sample, and — for the busy workers classification points at — the request
+//! each serves and, with `--locals`, their frames' local variables
+//! ([`Sampler::read_details`]). Nothing else in zhw touches the target.
 
 mod error;
+mod frames;
+mod layout;
+mod names;
+mod objects;
 mod os_threads;
 mod permissions;
 mod process_facts;
+mod requests;
 
 use std::collections::HashSet;
 use std::fs;
@@ -31,7 +42,13 @@ pub use permissions::PtraceContext;
 pub(crate) use permissions::status_field;
 pub use process_facts::start_ticks;
 
-use crate::model::{ElidedFrames, Frame, SamplingFacts, Snapshot, ThreadSample};
+use crate::classify::RequestLocation;
+use crate::model::{ElidedFrames, Frame, Local, SamplingFacts, Snapshot, ThreadSample};
+use crate::redact::{MASK, Redactor};
+use frames::{WalkedFrame, Walker};
+use layout::Layout;
+use names::NameCache;
+use objects::{Limits, ReadError, Reader};
 use os_threads::TaskList;
 
 /// Upper bound on full reads of the thread list in one validated sample.
@@ -55,12 +72,38 @@ pub struct SampleOptions {
     pub blocking: bool,
 }
 
+/// What to read beyond stacks for the threads that need it (busy workers).
+#[derive(Debug, Clone, Copy)]
+pub struct DetailOptions {
+    /// Read the request each one serves (method, path, query, host, client).
+    pub requests: bool,
+    /// Read their frames' local variables (`--locals`).
+    pub locals: bool,
+    /// Names whose values are replaced by `***`.
+    pub redactor: &'static Redactor,
+}
+
+impl Default for DetailOptions {
+    fn default() -> Self {
+        static DEFAULT: std::sync::OnceLock<Redactor> = std::sync::OnceLock::new();
+        DetailOptions {
+            requests: true,
+            locals: false,
+            redactor: DEFAULT.get_or_init(Redactor::default),
+        }
+    }
+}
+
 /// An attached target: py-spy's handle, kept across samples so symbol
 /// discovery (the expensive part of attaching) happens once.
 pub struct Sampler {
     pid: u32,
     spy: PythonSpy,
     options: SampleOptions,
+    /// Object layout of the target's Python; `None` for a version zhw does
+    /// not know, which then gets stacks (and py-spy's thread names) only.
+    layout: Option<Layout>,
+    names: NameCache,
 }
 
 impl Sampler {
@@ -73,13 +116,24 @@ impl Sampler {
             } else {
                 LockingStrategy::NonBlocking
             },
-            collect_thread_names: true,
+            // zhw reads names itself (every version, renamed threads too).
+            collect_thread_names: false,
             ..Config::default()
         };
         let raw_pid =
             remoteprocess::Pid::try_from(pid).map_err(|_| AttachError::NoSuchProcess { pid })?;
-        let spy = PythonSpy::new(raw_pid, &config).map_err(|err| diagnose(pid, &err))?;
-        Ok(Sampler { pid, spy, options })
+        let mut spy = PythonSpy::new(raw_pid, &config).map_err(|err| diagnose(pid, &err))?;
+        let layout = Layout::for_version(spy.version.major, spy.version.minor);
+        if layout.is_none() {
+            spy.config.collect_thread_names = true;
+        }
+        Ok(Sampler {
+            pid,
+            spy,
+            options,
+            layout,
+            names: NameCache::default(),
+        })
     }
 
     /// The target's PID.
@@ -123,6 +177,7 @@ impl Sampler {
                 request: None,
             })
             .collect();
+        self.read_names(&mut threads, &mut warnings);
         // After a fork, a 2.7 child keeps the parent's thread states though
         // only the forking thread exists: more Python threads than kernel
         // threads, and the extra ones match none. Those are dropped.
@@ -179,9 +234,149 @@ impl Sampler {
                 },
                 reads,
                 duration_seconds: duration.as_secs_f64(),
+                details_seconds: 0.0,
             },
             warnings,
         })
+    }
+
+    /// Put the names `threading` gives the threads on them (one retry from
+    /// scratch if the cached lookup fails: the module may have changed).
+    fn read_names(&mut self, threads: &mut [ThreadSample], warnings: &mut Vec<String>) {
+        let Some(layout) = &self.layout else {
+            return;
+        };
+        let reader = Reader::new(&self.spy.process, layout, Limits::default());
+        reader.py2_unicode_width.set(self.names.unicode_width);
+        let modules = self.spy.addresses.imports_modules_address;
+        let mut result = names::thread_names(&reader, modules, &mut self.names);
+        if result.is_err() {
+            self.names = NameCache::default();
+            reader.reset_budget();
+            result = names::thread_names(&reader, modules, &mut self.names);
+        }
+        match result {
+            Ok(names) => {
+                for thread in threads {
+                    if let Some(name) = names.get(&thread.thread_id) {
+                        thread.name = Some(name.clone());
+                    }
+                }
+            }
+            Err(err) => warnings.push(format!("thread names could not be read: {err}")),
+        }
+    }
+
+    /// For the threads in `thread_ids` (the busy workers), read the request
+    /// each serves from the first of `locations` that holds one, and with
+    /// `options.locals` their frames' local variables, into `snapshot`.
+    ///
+    /// A second, targeted read after the stack sample, without pausing the
+    /// target (in either mode): frames are walked from the thread state
+    /// again, so a thread that finished its request in between simply has
+    /// none. Locals are attached only when the walk agrees with the sampled
+    /// stack. Partial failures become warnings.
+    pub fn read_details(
+        &mut self,
+        snapshot: &mut Snapshot,
+        thread_ids: &[u64],
+        locations: &[&RequestLocation],
+        options: DetailOptions,
+    ) {
+        if thread_ids.is_empty() || !(options.requests || options.locals) {
+            return;
+        }
+        let started = Instant::now();
+        self.read_details_now(snapshot, thread_ids, locations, options);
+        snapshot.sampling.details_seconds = started.elapsed().as_secs_f64();
+    }
+
+    fn read_details_now(
+        &mut self,
+        snapshot: &mut Snapshot,
+        thread_ids: &[u64],
+        locations: &[&RequestLocation],
+        options: DetailOptions,
+    ) {
+        let Some(layout) = &self.layout else {
+            snapshot.warnings.push(format!(
+                "request info and locals are not read on Python {}: zhw does not know its \
+                 object layout",
+                snapshot.python_version
+            ));
+            return;
+        };
+        let mut warnings = Vec::new();
+        // Never paused, not even with --blocking: this read is built for a
+        // running target (bounded, torn reads retried), and a second ptrace
+        // stop would double the stall --blocking imposes (tens of ms at 512
+        // threads, mostly stopping and resuming them).
+        let reader = Reader::new(&self.spy.process, layout, Limits::default());
+        reader.py2_unicode_width.set(self.names.unicode_width);
+        let walker = Walker::new(&reader);
+        let states = match walker.thread_states(self.spy.addresses.interpreter_address) {
+            Ok(states) => states,
+            Err(err) => {
+                snapshot
+                    .warnings
+                    .push(format!("requests and locals not read: thread list: {err}"));
+                return;
+            }
+        };
+        for &thread_id in thread_ids {
+            let Some(sample) = snapshot
+                .threads
+                .iter_mut()
+                .find(|t| t.thread_id == thread_id)
+            else {
+                continue;
+            };
+            // Gone since the stack read: nothing to say about it.
+            let Some(&(_, state)) = states.iter().find(|(id, _)| *id == thread_id) else {
+                continue;
+            };
+            // A running thread can change its frames under the walk: one
+            // retry of a torn read (a spent budget is final).
+            let mut walked = None;
+            for attempt in 1..=2 {
+                reader.reset_budget();
+                let result = walker.frames(state).and_then(|frames| {
+                    let request = if options.requests {
+                        requests::find(
+                            &walker,
+                            &frames,
+                            locations.iter().copied(),
+                            options.redactor,
+                        )?
+                    } else {
+                        None
+                    };
+                    Ok((frames, request))
+                });
+                match result {
+                    Ok(done) => {
+                        walked = Some(done);
+                        break;
+                    }
+                    Err(err) if attempt == 2 || err == ReadError::Budget => {
+                        warnings.push(format!("thread {thread_id:#x}: request not read: {err}"));
+                        break;
+                    }
+                    Err(_) => {}
+                }
+            }
+            let Some((frames, request)) = walked else {
+                continue;
+            };
+            sample.request = request;
+            if options.locals {
+                reader.reset_budget();
+                if let Err(why) = read_locals(&walker, &frames, sample, options.redactor) {
+                    warnings.push(format!("thread {thread_id:#x}: locals not shown: {why}"));
+                }
+            }
+        }
+        snapshot.warnings.extend(warnings);
     }
 
     /// Read the thread list without stopping the target until every
@@ -260,6 +455,46 @@ impl Sampler {
     }
 }
 
+/// Put each walked frame's locals on the sampled frame it corresponds to,
+/// if the walk still sees the sampled stack.
+fn read_locals<P: remoteprocess::ProcessMemory>(
+    walker: &Walker<'_, '_, P>,
+    walked: &[WalkedFrame],
+    sample: &mut ThreadSample,
+    redactor: &Redactor,
+) -> Result<(), &'static str> {
+    let same = walked.len() == sample.frames.len()
+        && walked
+            .iter()
+            .zip(&sample.frames)
+            .all(|(w, f)| w.code.function == f.function && w.code.file == f.file);
+    if !same {
+        return Err("its stack changed between the stack read and the locals read");
+    }
+    for (frame, target) in walked.iter().zip(sample.frames.iter_mut()) {
+        let mut locals = Vec::with_capacity(frame.code.locals.len());
+        for (name, slot) in &frame.code.locals {
+            let repr = if redactor.is_secret(name) {
+                MASK.to_string()
+            } else {
+                match walker.local(frame, *slot) {
+                    Ok(Some(addr)) => walker.reader.repr(addr, redactor),
+                    // Not assigned yet, or deleted.
+                    Ok(None) => continue,
+                    Err(ReadError::Budget) => "…".to_string(),
+                    Err(_) => "<unreadable>".to_string(),
+                }
+            };
+            locals.push(Local {
+                name: name.to_string(),
+                repr,
+            });
+        }
+        target.locals = Some(locals);
+    }
+    Ok(())
+}
+
 /// One read of the thread list with the kernel's view right after it.
 struct Pass {
     traces: Vec<StackTrace>,
@@ -286,6 +521,7 @@ fn convert_frame(frame: &py_spy::Frame) -> Frame {
         function: frame.name.clone(),
         file: frame.filename.clone(),
         line: u32::try_from(frame.line).unwrap_or(0),
+        locals: None,
     }
 }
 

@@ -13,7 +13,7 @@ pub mod user;
 use serde::Serialize;
 
 use crate::model::{Frame, Snapshot, ThreadSample};
-pub use profiles::{FrameMatcher, Profile, WorkerRule};
+pub use profiles::{FrameMatcher, Profile, RequestLocation, WorkerRule};
 
 /// What a thread is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

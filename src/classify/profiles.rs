@@ -7,6 +7,10 @@
 //! stdlib wait that application code called — means it is serving a request.
 //! This is why a waitress worker sitting in `Condition.wait` can be busy: what
 //! matters is who called the wait.
+//!
+//! A profile also says where a busy worker's request lives ([`RequestLocation`]):
+//! which local variable of which frame holds the WSGI `environ` dict or a
+//! request object. Only data: [`crate::attach`] does the reading.
 
 use serde::Serialize;
 
@@ -53,6 +57,46 @@ impl FrameMatcher {
     }
 }
 
+/// Where a busy worker's request can be read: a local variable of a frame,
+/// holding either a WSGI `environ` dict or a request object with one in an
+/// attribute (Zope's `HTTPRequest.environ`, cheroot's `Gateway.env`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestLocation {
+    /// The frame to look in; `None` looks in every frame, outermost first.
+    pub frame: Option<FrameMatcher>,
+    /// The local variable.
+    pub local: &'static str,
+    /// For a request object, the attribute holding its environ dict
+    /// (`None`: `environ`, then `_environ`).
+    pub attribute: Option<&'static str>,
+}
+
+impl RequestLocation {
+    /// The environ dict or request object in local `local` of `function` in `file`.
+    pub const fn local(
+        function: &'static str,
+        file_suffix: &'static str,
+        local: &'static str,
+    ) -> Self {
+        RequestLocation {
+            frame: Some(FrameMatcher::function(function, file_suffix)),
+            local,
+            attribute: None,
+        }
+    }
+}
+
+/// Tried after a profile's own locations, for every profile: a local named
+/// `environ` in any frame whose dict holds `REQUEST_METHOD` — what WSGI
+/// servers and frameworks call it (gunicorn's `handle_request`, Zope 4+'s
+/// `WSGIPublisher.publish_module`, Django's `WSGIHandler.__call__`, Flask's
+/// `wsgi_app`, Pyramid's `Router.__call__`, and any WSGI app).
+pub const FALLBACK_REQUESTS: &[RequestLocation] = &[RequestLocation {
+    frame: None,
+    local: "environ",
+    attribute: None,
+}];
+
 /// How a profile decides which threads are workers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
@@ -79,6 +123,16 @@ pub struct Profile {
     pub description: &'static str,
     /// How workers and their idle wait are recognised.
     pub rule: WorkerRule,
+    /// Where a busy worker's request lives, tried in order before
+    /// [`FALLBACK_REQUESTS`].
+    pub requests: &'static [RequestLocation],
+}
+
+impl Profile {
+    /// Every place to look for a busy worker's request, in order.
+    pub fn request_locations(&self) -> impl Iterator<Item = &'static RequestLocation> + use<> {
+        self.requests.iter().chain(FALLBACK_REQUESTS)
+    }
 }
 
 /// The stdlib's thread and queue waits, which pool loops call to park.
@@ -104,6 +158,19 @@ pub const ZSERVER: Profile = Profile {
             "ZServer/PubCore/ZRendezvous.py",
         )],
     },
+    // The publisher loop's `a` is the ZPublisher HTTPRequest (module
+    // "Zope2") or the WSGI environ ("Zope2WSGI"); the publish functions
+    // below it hold the request as `request`, as ZopeHealthWatcher read it.
+    requests: &[
+        RequestLocation::local("__init__", "ZServer/PubCore/ZServerPublisher.py", "a"),
+        RequestLocation::local(
+            "publish_module_standard",
+            "ZServer/ZPublisher/Publish.py",
+            "request",
+        ),
+        RequestLocation::local("publish", "ZServer/ZPublisher/Publish.py", "request"),
+        RequestLocation::local("publish", "ZPublisher/Publish.py", "request"),
+    ],
 };
 
 /// waitress: `ThreadedTaskDispatcher.handler_thread` waits on its
@@ -115,6 +182,11 @@ pub const WAITRESS: Profile = Profile {
         task_loops: &[FrameMatcher::function("handler_thread", "waitress/task.py")],
         idle_waits: STDLIB_WAITS,
     },
+    requests: &[RequestLocation::local(
+        "execute",
+        "waitress/task.py",
+        "environ",
+    )],
 };
 
 /// `concurrent.futures.ThreadPoolExecutor`: `_worker` blocks in
@@ -129,6 +201,7 @@ pub const THREADPOOL: Profile = Profile {
         )],
         idle_waits: STDLIB_WAITS,
     },
+    requests: &[],
 };
 
 /// cheroot (CherryPy's server): `WorkerThread.run` (up to 9.x) or, from
@@ -147,6 +220,12 @@ pub const CHEROOT: Profile = Profile {
         ],
         idle_waits: STDLIB_WAITS,
     },
+    // The WSGI gateway keeps the environ as `self.env` while the app runs.
+    requests: &[RequestLocation {
+        frame: Some(FrameMatcher::function("respond", "cheroot/wsgi.py")),
+        local: "self",
+        attribute: Some("env"),
+    }],
 };
 
 /// The fallback for servers no profile knows.
@@ -154,6 +233,7 @@ pub const GENERIC: Profile = Profile {
     name: "generic",
     description: "any threaded Python program: non-main threads are workers, idle only when no application code is on the stack",
     rule: WorkerRule::Generic,
+    requests: &[],
 };
 
 /// Every built-in profile, in the order detection prefers them on a tie.

@@ -18,6 +18,7 @@ fn f(function: &str, file: &str) -> Frame {
         function: function.into(),
         file: file.into(),
         line: 1,
+        locals: None,
     }
 }
 

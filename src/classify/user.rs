@@ -8,6 +8,10 @@
 //! task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
 //! idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" },
 //!               { file = "threading.py" }, { file = "queue.py" }]
+//! # Where a busy worker's request lives (optional): a local variable holding
+//! # the WSGI environ dict, or a request object whose `attribute` holds it.
+//! requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribute = "environ" },
+//!             { local = "env" }]
 //! ```
 //!
 //! A profile is loaded once per run and lives as long as the process (it is
@@ -21,7 +25,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::profiles::{self, FrameMatcher, Profile, WorkerRule};
+use super::profiles::{self, FrameMatcher, Profile, RequestLocation, WorkerRule};
 
 /// Where zhw looks for profiles when `--profiles` is not given.
 pub const SYSTEM_PROFILES: &str = "/etc/zhw/profiles.toml";
@@ -44,6 +48,17 @@ struct UserProfile {
     task_loops: Vec<UserMatcher>,
     #[serde(default)]
     idle_waits: Vec<UserMatcher>,
+    #[serde(default)]
+    requests: Vec<UserRequest>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UserRequest {
+    function: Option<String>,
+    file: Option<String>,
+    local: String,
+    attribute: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -135,6 +150,22 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
         {
             return Err(problem("every frame needs a file"));
         }
+        if user
+            .requests
+            .iter()
+            .any(|r| r.function.is_some() && r.file.is_none())
+        {
+            return Err(problem(
+                "a request location that names a function needs its file",
+            ));
+        }
+        if user.requests.iter().any(|r| {
+            !is_identifier(&r.local) || r.attribute.as_deref().is_some_and(|a| !is_identifier(a))
+        }) {
+            return Err(problem(
+                "a request location's local and attribute must be Python identifiers",
+            ));
+        }
         let profile = Profile {
             name: user.name.leak(),
             description: user.description.leak(),
@@ -142,10 +173,32 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
                 task_loops: leak_matchers(user.task_loops),
                 idle_waits: leak_matchers(user.idle_waits),
             },
+            requests: leak_requests(user.requests),
         };
         loaded.push(Box::leak(Box::new(profile)));
     }
     Ok(loaded)
+}
+
+fn is_identifier(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+}
+
+fn leak_requests(requests: Vec<UserRequest>) -> &'static [RequestLocation] {
+    requests
+        .into_iter()
+        .map(|r| RequestLocation {
+            frame: r.file.map(|file| FrameMatcher {
+                function: r.function.map(|f| &*f.leak()),
+                file_suffix: file.leak(),
+            }),
+            local: r.local.leak(),
+            attribute: r.attribute.map(|a| &*a.leak()),
+        })
+        .collect::<Vec<_>>()
+        .leak()
 }
 
 fn leak_matchers(matchers: Vec<UserMatcher>) -> &'static [FrameMatcher] {
@@ -169,6 +222,8 @@ name = "inhouse"
 description = "ACME's job server"
 task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
 idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" }, { file = "threading.py" }]
+requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribute = "environ" },
+            { local = "env" }]
 "#;
 
     #[test]
@@ -185,6 +240,25 @@ idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" }, { file = "th
         };
         assert!(task_loops[0].matches("worker_loop", "/srv/acme/pool.py"));
         assert!(idle_waits[1].matches("Condition.wait", "/usr/lib/python3.11/threading.py"));
+        let requests = loaded[0].requests;
+        assert_eq!(requests.len(), 2);
+        assert_eq!(
+            (requests[0].local, requests[0].attribute),
+            ("job", Some("environ"))
+        );
+        assert!(
+            requests[0]
+                .frame
+                .as_ref()
+                .is_some_and(|m| m.matches("handle", "/srv/acme/pool.py"))
+        );
+        assert_eq!(
+            (requests[1].frame.as_ref(), requests[1].local),
+            (None, "env")
+        );
+        // The fallback comes after the profile's own locations.
+        let all: Vec<&str> = loaded[0].request_locations().map(|r| r.local).collect();
+        assert_eq!(all, ["job", "env", "environ"]);
     }
 
     #[test]
@@ -210,6 +284,16 @@ idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" }, { file = "th
                 "[[profile]]\nname = \"y\"\ntask_loops = []\n",
                 "profile \"y\"",
                 "at least one frame",
+            ),
+            (
+                "[[profile]]\nname = \"z\"\ntask_loops = [{ file = \"a.py\" }]\nrequests = [{ function = \"f\", local = \"e\" }]\n",
+                "profile \"z\"",
+                "needs its file",
+            ),
+            (
+                "[[profile]]\nname = \"z\"\ntask_loops = [{ file = \"a.py\" }]\nrequests = [{ local = \"a.b\" }]\n",
+                "profile \"z\"",
+                "identifiers",
             ),
         ];
         for (text, place, problem) in rows {

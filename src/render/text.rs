@@ -9,6 +9,7 @@
 use std::io::{self, Write};
 
 use crate::classify::{Role, State};
+use crate::model::RequestInfo;
 use crate::policy::{Evaluation, Status};
 use crate::report::{Cpu, Inspection, Report, TargetReport, ThreadReport};
 use crate::sanitize::for_terminal as clean;
@@ -276,6 +277,9 @@ fn thread_block<W: Write>(
         thread.thread_id
     )?;
     writeln!(out, "\t{}", clean(&thread.reason))?;
+    if let Some(request) = &thread.request {
+        request_lines(out, request)?;
+    }
     let show_stack = when == StackWhen::Always || thread.state == State::Busy;
     if show_stack {
         stack(out, sources, target.pid.filter(|_| target.live), thread)?;
@@ -299,6 +303,9 @@ fn classic_dump<W: Write>(
         if thread.role == Role::Worker && thread.state == State::Idle {
             writeln!(out, "not busy")?;
         } else {
+            if let Some(request) = &thread.request {
+                request_lines(out, request)?;
+            }
             stack(out, sources, target.pid.filter(|_| target.live), thread)?;
         }
     }
@@ -327,6 +334,9 @@ fn stack<W: Write>(
                 )?;
                 if let Some(line) = pid.and_then(|pid| sources.line(pid, &frame.file, frame.line)) {
                     writeln!(out, "    {}", clean(&line))?;
+                }
+                for local in frame.locals.iter().flatten() {
+                    writeln!(out, "      {} = {}", clean(&local.name), clean(&local.repr))?;
                 }
             }
             other => writeln!(out, "  {}", other.note())?,
@@ -443,6 +453,51 @@ fn collapse_repeats<'a>(
     flush(run, lines);
 }
 
+/// `Request: GET /path?query (host, client, user agent)`, then what was cut.
+fn request_lines<W: Write>(out: &mut W, request: &RequestInfo) -> io::Result<()> {
+    writeln!(out, "\tRequest: {}", clean(&request_summary(request)))?;
+    if !request.truncated.is_empty() {
+        writeln!(
+            out,
+            "\tRequest truncated: {}",
+            clean(&request.truncated.join("; "))
+        )?;
+    }
+    Ok(())
+}
+
+/// The one-line form of a request, as the text output shows it.
+pub fn request_summary(request: &RequestInfo) -> String {
+    let mut line = String::new();
+    if let Some(method) = &request.method {
+        line.push_str(method);
+    }
+    let target = match (&request.path, &request.query) {
+        (Some(path), Some(query)) => format!("{path}?{query}"),
+        (Some(path), None) => path.clone(),
+        (None, Some(query)) => format!("?{query}"),
+        (None, None) => String::new(),
+    };
+    if !target.is_empty() {
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&target);
+    }
+    let about: Vec<&str> = [&request.host, &request.client, &request.user_agent]
+        .into_iter()
+        .filter_map(|v| v.as_deref())
+        .filter(|v| !v.is_empty())
+        .collect();
+    if !about.is_empty() {
+        line.push_str(&format!(" ({})", about.join(", ")));
+    }
+    if line.is_empty() {
+        line.push_str("(unreadable)");
+    }
+    line
+}
+
 /// A byte count for people (`1.5 MiB`); shared with the HTML renderer so both say the same.
 pub(crate) fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -480,6 +535,7 @@ mod tests {
             function: function.into(),
             file: "/srv/app.py".into(),
             line,
+            locals: None,
         }
     }
 
@@ -623,6 +679,33 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("  ... 1 frame elided ...\n"), "{text}");
+    }
+
+    #[test]
+    fn request_lines_are_sanitized() {
+        let request = RequestInfo {
+            method: Some("GET".into()),
+            path: Some("/a\x1b[2Jb".into()),
+            query: Some("q=x&password=***".into()),
+            host: Some("example.org".into()),
+            client: Some("192.0.2.7".into()),
+            user_agent: Some("curl/8".into()),
+            identity: Some(1),
+            truncated: vec!["PATH_INFO: 10485760 long, only the first 2048 read".into()],
+        };
+        let mut out = Vec::new();
+        request_lines(&mut out, &request).expect("write");
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            "\tRequest: GET /a\\x1b[2Jb?q=x&password=*** (example.org, 192.0.2.7, curl/8)\n\
+             \tRequest truncated: PATH_INFO: 10485760 long, only the first 2048 read\n"
+        );
+        let bare = RequestInfo {
+            path: Some("/x".into()),
+            ..RequestInfo::default()
+        };
+        assert_eq!(request_summary(&bare), "/x");
+        assert_eq!(request_summary(&RequestInfo::default()), "(unreadable)");
     }
 
     #[test]

@@ -15,7 +15,8 @@ use std::time::{Duration, Instant, SystemTime};
 use regex::Regex;
 
 use crate::attach::{Sampler, start_ticks};
-use crate::inspect::{InspectOptions, attach_kind, classified, disambiguate_names};
+use crate::classify;
+use crate::inspect::{InspectOptions, attach_kind, disambiguate_names, read_details};
 use crate::policy::{CheckPolicy, Evaluation, code_and_label, evaluate};
 use crate::render::html::HistoryPoint;
 use crate::render::prometheus::TargetCounters;
@@ -241,12 +242,19 @@ impl Scheduler {
                 Sampler::attach(pid, self.options.sample).map(|sampler| entry.insert(sampler))
             }
         };
-        let snapshot = sampler.and_then(|sampler| sampler.sample());
-        match snapshot {
-            Ok(snapshot) => {
+        let options = &self.options;
+        let read = sampler.and_then(|sampler| {
+            let mut snapshot = sampler.sample()?;
+            let classes = classify::classify(&snapshot, options.profile, options.user_profiles);
+            // The requests of busy workers: what identifies one request across rounds.
+            read_details(sampler, &mut snapshot, &classes, options.details);
+            Ok((snapshot, classes))
+        });
+        match read {
+            Ok((snapshot, classes)) => {
                 live_keys.insert(key);
                 present.insert(key);
-                let mut report = classified(name, given, snapshot, &self.options);
+                let mut report = TargetReport::inspected(name, given, snapshot, classes);
                 report.live = true;
                 report
             }

@@ -154,15 +154,35 @@ HOLDS = {
 }
 
 
+def inflate(environ):
+    """Make a request's environ hostile to a reader (for /hold/huge): 100,000
+    extra keys, a 10 MB PATH_INFO, and a reference to itself."""
+    for i in _range(100000):
+        environ["zhw.filler.%d" % i] = "x"
+    environ["PATH_INFO"] = "/huge/" + "p" * (10 * 1024 * 1024)
+    environ["zhw.self"] = environ
+
+
 def wsgi_app(environ, start_response):
     """The test servers' WSGI application: /hold/<kind> runs hold_<kind>
-    (tagged with the worker thread's name), /ok answers at once."""
+    (tagged with the worker thread's name), /hold/huge inflates the environ
+    (see inflate), makes a local `cycle` that contains itself, prints
+    "HOLD huge <thread-name>" and sleeps; /ok answers at once."""
     path = environ.get("PATH_INFO", "")
     # /hold/<kind>/<anything>: the rest of the path is free (tests put
     # hostile text there to see how zhw shows it).
     kind = path[len("/hold/"):].split("/")[0] if path.startswith("/hold/") else None
     if path == "/ok":
         body, status = b"ok", "200 OK"
+    elif kind == "huge":
+        inflate(environ)
+        cycle = {"me": None}
+        cycle["me"] = cycle  # a local that contains itself
+        emit("HOLD huge %s" % threading.current_thread().name)
+        deadline = time.time() + MAX_HOLD
+        while time.time() < deadline:
+            time.sleep(max(0.0, min(1.0, deadline - time.time())))
+        body, status = b"released\n", "200 OK"
     elif kind in HOLDS:
         HOLDS[kind](threading.current_thread().name)
         body, status = b"released\n", "200 OK"

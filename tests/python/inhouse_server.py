@@ -6,7 +6,9 @@ Usage: python inhouse_server.py --threads N
 N worker threads loop in `worker_loop`, parked in `wait_for_job` (the
 pool's own wait, on a semaphore) between jobs. Commands on stdin, one per
 line: `hold <kind>` queues a job that runs holds.hold_<kind> (see holds.py),
-which prints `HOLD <kind> <thread name>`. Prints `READY pid=<pid>` once the
+which prints `HOLD <kind> <thread name>`. A running job is the local `job`
+of `worker_loop`, whose attribute `env` is a WSGI-like environ
+(`POST /jobs/<kind>?api_key=s3cr3t&priority=high` from 198.51.100.4). Prints `READY pid=<pid>` once the
 workers run. Exits at stdin EOF or after holds.SAFETY_EXIT seconds.
 Python 2.7 and 3.x.
 """
@@ -33,10 +35,24 @@ def wait_for_job():
         return jobs.pop(0)
 
 
+class Job(object):
+    """What a worker runs: the request it came from lives in `env`."""
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.env = {
+            "REQUEST_METHOD": "POST",
+            "PATH_INFO": "/jobs/%s" % kind,
+            "QUERY_STRING": "api_key=s3cr3t&priority=high",
+            "REMOTE_ADDR": "198.51.100.4",
+        }
+
+
 def worker_loop():
     while True:
         kind = wait_for_job()
-        holds.HOLDS[kind](threading.current_thread().name)
+        job = Job(kind)
+        holds.HOLDS[job.kind](threading.current_thread().name)
 
 
 def main():

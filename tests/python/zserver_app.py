@@ -11,6 +11,14 @@ ZServerPublisher calls for handle('Zope2WSGI', environ, start_response) --
 is replaced (before the workers start) by publish_module below, which runs
 the shared holds. A busy worker's stack is:
     ZServerPublisher.__init__ -> publish_module (this file) -> hold_<kind>
+A request queued with "zope2" takes the classic ZServer path instead: module
+"Zope2" with a real ZPublisher.HTTPRequest, through the real
+ZServer.ZPublisher.Publish.publish_module and publish_module_standard, whose
+inner `publish` (which would traverse a Zope app) is replaced:
+    ZServerPublisher.__init__ -> publish_module -> publish_module_standard
+    (ZServer/ZPublisher/Publish.py) -> publish (this file) -> hold_<kind>
+Every request's environ carries QUERY_STRING=user=alice&password=hunter2&q=x,
+REMOTE_ADDR=192.0.2.7, HTTP_HOST=zope.test and HTTP_USER_AGENT=zhw-test/1.
 
 stdout (each line flushed):
     READY pid=<pid>                  once all N workers are parked in accept
@@ -18,8 +26,9 @@ stdout (each line flushed):
                                      (thread-id: thread.get_ident(), decimal)
     OK <thread-id>                   an "ok" request was served
 stdin, one command per line:
-    hold <kind>     queue one request (kind: sleep, spin, lock, cond) via handle()
-    ok              queue one request that returns at once
+    hold <kind>         queue one request (kind: sleep, spin, lock, cond) via handle()
+    hold <kind> zope2   the same through the classic "Zope2" publisher path
+    ok                  queue one request that returns at once
 Exits when stdin reaches EOF, on SIGTERM/SIGKILL, or by itself after 600 s.
 """
 from __future__ import print_function
@@ -37,9 +46,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import holds  # noqa: E402
 
 import ZPublisher.WSGIPublisher  # noqa: E402
+from ZPublisher.HTTPRequest import HTTPRequest  # noqa: E402
+from ZPublisher.HTTPResponse import HTTPResponse  # noqa: E402
 # ZServerPublisher imports this in each worker thread; import it up front.
 import ZServer.ZPublisher.Publish  # noqa: E402,F401
 from ZServer.PubCore.ZRendezvous import ZRendevous  # noqa: E402
+
+QUERY = 'user=alice&password=hunter2&q=x'
 
 
 class WSGIOutput(object):
@@ -81,16 +94,57 @@ def publish_module(environ, start_response, _publish=None,
 ZPublisher.WSGIPublisher.publish_module = publish_module
 
 
-def queue(rendezvous, kind):
+def publish(request, module_name, after_list, debug=0):
+    """Stands in for ZServer.ZPublisher.Publish.publish (no Zope app to
+    traverse): runs the hold named by the request."""
+    kind = request.environ['zhw.kind']
+    tag = str(thread.get_ident())
+    if kind == 'ok':
+        holds.emit("OK %s" % tag)
+    else:
+        holds.HOLDS[kind](tag)
+    return request.response
+
+
+ZServer.ZPublisher.Publish.publish = publish
+
+
+class Response(HTTPResponse):
+    """ZServerPublisher calls _finish() on the response when done."""
+
+    def _finish(self):
+        pass
+
+
+class Output(object):
+    def write(self, data):
+        pass
+
+    def flush(self):
+        pass
+
+
+def queue(rendezvous, kind, zope2=False):
     environ = {
         'REQUEST_METHOD': 'GET',
         'PATH_INFO': '/hold/%s' % kind if kind != 'ok' else '/ok',
+        'QUERY_STRING': QUERY,
         'SERVER_NAME': '127.0.0.1',
         'SERVER_PORT': '0',
-        'wsgi.output': WSGIOutput(),
+        'HTTP_HOST': 'zope.test',
+        'HTTP_USER_AGENT': 'zhw-test/1',
+        'HTTP_COOKIE': '__ac=c2VjcmV0Q29va2ll',
+        'HTTP_AUTHORIZATION': 'Basic c2VjcmV0Q29va2ll',
+        'REMOTE_ADDR': '192.0.2.7',
         'zhw.kind': kind,
     }
-    rendezvous.handle('Zope2WSGI', environ, start_response)
+    if zope2:
+        response = Response(stdout=Output())
+        request = HTTPRequest(Output(), environ, response)
+        rendezvous.handle('Zope2', request, response)
+    else:
+        environ['wsgi.output'] = WSGIOutput()
+        rendezvous.handle('Zope2WSGI', environ, start_response)
 
 
 def command(rendezvous, line):
@@ -99,6 +153,9 @@ def command(rendezvous, line):
         return
     if words[0] == 'hold' and len(words) == 2 and words[1] in holds.HOLDS:
         queue(rendezvous, words[1])
+    elif (words[0] == 'hold' and len(words) == 3 and words[1] in holds.HOLDS
+          and words[2] == 'zope2'):
+        queue(rendezvous, words[1], zope2=True)
     elif words == ['ok']:
         queue(rendezvous, 'ok')
     else:

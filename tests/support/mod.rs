@@ -16,6 +16,14 @@ use std::time::Duration;
 
 pub mod sidecar;
 
+/// Sent in every held request's Cookie and Authorization headers, which zhw
+/// must never read: no output may contain it.
+pub const SECRET_COOKIE: &str = "c2VjcmV0Q29va2ll";
+/// A query whose password zhw must redact (and show `q=x`).
+pub const SECRET_QUERY: &str = "user=alice&password=hunter2&q=x";
+/// What zhw must show for [`SECRET_QUERY`].
+pub const REDACTED_QUERY: &str = "user=alice&password=***&q=x";
+
 /// How long a server may take to answer a handshake line.
 const HANDSHAKE: Duration = Duration::from_secs(60);
 
@@ -187,17 +195,25 @@ impl Server {
 
     /// Send an HTTP request that a worker will hold, and wait until it does.
     pub fn hold_http(&mut self, kind: &str) {
-        self.hold_http_at(kind, "");
+        self.hold_http_at(kind, "", "user=alice");
     }
 
-    /// Like [`Server::hold_http`], with `suffix` appended to the path
+    /// The same with a query string of its own. Every held request also
+    /// sends `User-Agent: zhw-test/1` and a cookie that must never show
+    /// ([`SECRET_COOKIE`]).
+    pub fn hold_http_query(&mut self, kind: &str, query: &str) {
+        self.hold_http_at(kind, "", query);
+    }
+
+    /// Like [`Server::hold_http_query`], with `suffix` appended to the path
     /// (`/hold/<kind><suffix>`), e.g. hostile text for rendering tests.
-    pub fn hold_http_at(&mut self, kind: &str, suffix: &str) {
+    pub fn hold_http_at(&mut self, kind: &str, suffix: &str, query: &str) {
         let port = self.port.expect("server printed a port");
         let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         write!(
             stream,
-            "GET /hold/{kind}{suffix}?user=alice HTTP/1.0\r\nHost: test\r\n\r\n"
+            "GET /hold/{kind}{suffix}?{query} HTTP/1.0\r\nHost: test\r\nUser-Agent: zhw-test/1\r\n\
+             Cookie: __ac={SECRET_COOKIE}\r\nAuthorization: Basic {SECRET_COOKIE}\r\n\r\n"
         )
         .expect("send");
         self.held.push(stream);
@@ -247,6 +263,52 @@ pub fn zhw_binary() -> PathBuf {
 /// Run the zhw binary with `args`.
 pub fn zhw(args: &[&str]) -> Run {
     run_command(Command::new(zhw_binary()).args(args))
+}
+
+/// Run zhw and also return its peak resident set size in KiB (the
+/// kernel's `ru_maxrss` for that one child, from `wait4`).
+pub fn zhw_with_peak_rss(args: &[&str]) -> (Run, u64) {
+    use std::io::Read;
+    let mut child = Command::new(zhw_binary())
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run zhw");
+    let (mut out, mut err) = (
+        child.stdout.take().expect("out"),
+        child.stderr.take().expect("err"),
+    );
+    let reader = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = err.read_to_string(&mut text);
+        text
+    });
+    let mut stdout = String::new();
+    let _ = out.read_to_string(&mut stdout);
+    let stderr = reader.join().unwrap_or_default();
+    let pid = child.id() as nix::libc::pid_t;
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is valid; wait4 reaps our own child `pid`,
+    // which std has not waited for (the Child is forgotten below).
+    let mut usage: nix::libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { nix::libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(reaped, pid, "wait4 failed");
+    std::mem::forget(child);
+    let code = if nix::libc::WIFEXITED(status) {
+        nix::libc::WEXITSTATUS(status)
+    } else {
+        -1
+    };
+    (
+        Run {
+            stdout,
+            stderr,
+            code,
+        },
+        usage.ru_maxrss as u64,
+    )
 }
 
 pub fn run_command(command: &mut Command) -> Run {

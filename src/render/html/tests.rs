@@ -33,11 +33,13 @@ fn thread(name: &str, role: Role, state: State, request: Option<RequestInfo>) ->
                 function: hostile("inner_fn"),
                 file: hostile("/srv/inner.py"),
                 line: 12,
+                locals: None,
             },
             Frame {
                 function: "outer_fn".into(),
                 file: "/srv/outer.py".into(),
                 line: 3,
+                locals: None,
             },
         ],
         elided: None,
@@ -333,12 +335,14 @@ fn deep_stacks_are_short_and_partial_reads_say_so() {
         function: "bottom".into(),
         file: "/srv/app.py".into(),
         line: 9,
+        locals: None,
     })
     .chain(std::iter::repeat_n(
         Frame {
             function: "descend".into(),
             file: "/srv/app.py".into(),
             line: 5,
+            locals: None,
         },
         4095,
     ))
