@@ -104,6 +104,16 @@ pub struct Sampler {
     /// not know, which then gets stacks (and py-spy's thread names) only.
     layout: Option<Layout>,
     names: NameCache,
+    /// The last read of the thread list, with the scheduler's view taken
+    /// just before it: a thread that has not run since keeps that stack.
+    last_read: Option<LastRead>,
+}
+
+/// One read of the thread list and the scheduler's view just before it.
+struct LastRead {
+    before: TaskList,
+    traces: Vec<StackTrace>,
+    tids: Vec<Option<u32>>,
 }
 
 impl Sampler {
@@ -127,12 +137,15 @@ impl Sampler {
         if layout.is_none() {
             spy.config.collect_thread_names = true;
         }
+        // zhw reads each thread's scheduler state itself (TaskList).
+        spy.skip_thread_activity = true;
         Ok(Sampler {
             pid,
             spy,
             options,
             layout,
             names: NameCache::default(),
+            last_read: None,
         })
     }
 
@@ -246,14 +259,28 @@ impl Sampler {
         let Some(layout) = &self.layout else {
             return;
         };
-        let reader = Reader::new(&self.spy.process, layout, Limits::default());
+        // A name costs a handful of reads per thread: the budget grows with
+        // the thread count (itself bounded by the attach layer), so 4,000
+        // threads keep their names and a corrupt dict still cannot loop.
+        let defaults = Limits::default();
+        let limits = Limits {
+            reads: defaults.reads.saturating_add(
+                u32::try_from(threads.len().saturating_mul(16)).unwrap_or(u32::MAX),
+            ),
+            bytes: defaults
+                .bytes
+                .saturating_add(threads.len().saturating_mul(4096)),
+            ..defaults
+        };
+        let reader = Reader::new(&self.spy.process, layout, limits);
         reader.py2_unicode_width.set(self.names.unicode_width);
         let modules = self.spy.addresses.imports_modules_address;
-        let mut result = names::thread_names(&reader, modules, &mut self.names);
+        let expected = threads.len();
+        let mut result = names::thread_names(&reader, modules, &mut self.names, expected);
         if result.is_err() {
             self.names = NameCache::default();
             reader.reset_budget();
-            result = names::thread_names(&reader, modules, &mut self.names);
+            result = names::thread_names(&reader, modules, &mut self.names, expected);
         }
         match result {
             Ok(names) => {
@@ -389,6 +416,7 @@ impl Sampler {
         let mut reads = 0;
         loop {
             let before = TaskList::read(self.pid);
+            self.offer_unchanged_stacks(&before);
             let traces = self.read_once()?;
             let pass = self.finish_pass(traces);
             reads += 1;
@@ -406,11 +434,36 @@ impl Sampler {
                 })
                 .map(|(trace, _)| trace.thread_id)
                 .collect();
+            self.last_read = Some(LastRead {
+                before,
+                traces: pass.traces.clone(),
+                tids: pass.tids.clone(),
+            });
             if consistent.len() == pass.traces.len() || reads >= MAX_READS {
                 return Ok((pass, consistent, reads));
             }
             previous = Some(pass.traces);
         }
+    }
+
+    /// Offer py-spy the stacks of the last read whose threads provably did
+    /// not run since the scheduler view taken before it: not runnable then
+    /// or `now`, never put on a CPU in between, no run time added. A thread
+    /// that did not run cannot have changed its stack, so its frames are not
+    /// walked again (py-spy still checks that its innermost frame is the
+    /// same). In a server whose workers wait, this is most of the cost of a
+    /// sample saved (docs/performance.md).
+    fn offer_unchanged_stacks(&mut self, now: &TaskList) {
+        let Some(last) = &self.last_read else {
+            return;
+        };
+        self.spy.reusable_stacks = last
+            .traces
+            .iter()
+            .zip(&last.tids)
+            .filter(|(_, tid)| tid.is_some_and(|tid| last.before.stayed_asleep(now, tid)))
+            .map(|(trace, _)| (trace.thread_id, trace.clone()))
+            .collect();
     }
 
     /// List the kernel's threads right after a read and match each Python

@@ -36,6 +36,7 @@ pub(crate) fn thread_names<P: ProcessMemory>(
     reader: &Reader<'_, P>,
     modules: usize,
     cache: &mut NameCache,
+    expected: usize,
 ) -> Read<HashMap<u64, String>> {
     let active = match cache.active.filter(|addr| is_dict(reader, *addr)) {
         Some(active) => active,
@@ -54,7 +55,9 @@ pub(crate) fn thread_names<P: ProcessMemory>(
         "_name"
     };
     let mut threads = Vec::new();
-    reader.scan(Mapping::Dict(active), MAX_THREADS, |key, value| {
+    // Room for every thread the interpreter listed, and some that started since.
+    let most = MAX_THREADS.max(expected.saturating_mul(2));
+    reader.scan(Mapping::Dict(active), most, |key, value| {
         threads.push((key, value));
         ControlFlow::Continue(())
     })?;
@@ -183,12 +186,12 @@ mod tests {
             let pointer = b.place(modules.to_ne_bytes().to_vec());
             let r = Reader::new(&b.memory, &b.layout, Limits::default());
             let mut cache = NameCache::default();
-            let names = thread_names(&r, pointer, &mut cache).expect("names");
+            let names = thread_names(&r, pointer, &mut cache, 4).expect("names");
             assert_eq!(names.get(&101).map(String::as_str), Some("MainThread"));
             assert_eq!(names.get(&202).map(String::as_str), Some("scheduler"));
             assert_eq!(cache.active, Some(active), "{major}.{minor}");
             // The second lookup goes straight to the cached dict.
-            let again = thread_names(&r, pointer, &mut cache).expect("names");
+            let again = thread_names(&r, pointer, &mut cache, 4).expect("names");
             assert_eq!(again, names);
         }
     }
@@ -200,6 +203,6 @@ mod tests {
         let pointer = b.place(modules.to_ne_bytes().to_vec());
         let r = Reader::new(&b.memory, &b.layout, Limits::default());
         let mut cache = NameCache::default();
-        assert_eq!(thread_names(&r, pointer, &mut cache), Ok(HashMap::new()));
+        assert_eq!(thread_names(&r, pointer, &mut cache, 4), Ok(HashMap::new()));
     }
 }

@@ -20,7 +20,9 @@ use crate::python_data_access::format_variable;
 use crate::python_interpreters::{InterpreterState, ThreadState};
 use crate::python_process_info::{get_python_version, PythonProcessInfo, PythonProcessLayout};
 use crate::python_threading::thread_name_lookup;
-use crate::stack_trace::{get_gil_threadid, get_stack_trace, StackTrace, ThreadListWalk};
+use crate::stack_trace::{
+    get_gil_threadid, get_stack_trace, top_frame_address, CodeCache, StackTrace, ThreadListWalk,
+};
 use crate::version::Version;
 
 /// zhw patch: whether thread `tid` of process `pid` is running (state R), from
@@ -51,6 +53,19 @@ pub struct PythonSpy {
     thread_name_lookup_time: Instant,
     #[cfg(target_os = "linux")]
     pub dockerized: bool,
+    /// zhw patch: stacks the caller knows are unchanged since they were read
+    /// (their threads did not run since), by Python thread id. The next read
+    /// takes them instead of walking those threads' frames, provided each
+    /// thread's innermost frame is still the one it had then; unused entries
+    /// are dropped. Empty by default: py-spy's behaviour.
+    pub reusable_stacks: HashMap<u64, StackTrace>,
+    /// zhw patch: skip the per-thread OS state pass (`StackTrace::active`
+    /// stays true), for callers that read thread states themselves.
+    pub skip_thread_activity: bool,
+    /// zhw patch: code objects already read (see CodeCache).
+    code_cache: CodeCache,
+    /// zhw patch: innermost frame address of each thread when last read.
+    top_frames: HashMap<u64, usize>,
 }
 
 impl PythonSpy {
@@ -102,6 +117,10 @@ impl PythonSpy {
             python_thread_ids: HashMap::new(),
             python_thread_names: HashMap::new(),
             thread_name_lookup_time: Instant::now(),
+            reusable_stacks: HashMap::new(),
+            skip_thread_activity: false,
+            code_cache: CodeCache::default(),
+            top_frames: HashMap::new(),
         })
     }
 
@@ -204,7 +223,7 @@ impl PythonSpy {
     fn _get_stack_traces<I: InterpreterState>(&mut self) -> Result<Vec<StackTrace>, Error> {
         // Query the OS to get if each thread in the process is running or not
         let mut thread_activity = HashMap::new();
-        if self.config.gil_only {
+        if self.config.gil_only || self.skip_thread_activity {
             // Don't need to collect thread activity if we're only getting the
             // GIL thread: If we're holding the GIL we're by definition active.
         } else {
@@ -271,11 +290,32 @@ impl PythonSpy {
                 continue;
             }
 
+            // zhw patch: a stack the caller vouches for, if the thread still has
+            // the innermost frame it had when that stack was read
+            let top = top_frame_address(&thread, &self.process).ok();
+            if let Some(mut trace) = self.reusable_stacks.remove(&python_thread_id) {
+                if top.is_some() && self.top_frames.get(&python_thread_id) == top.as_ref() {
+                    trace.owns_gil = owns_gil;
+                    trace.pid = self.process.pid;
+                    if self.config.collect_thread_names {
+                        trace.thread_name = self
+                            ._get_python_thread_name(&mut did_thread_name_lookup, python_thread_id);
+                    }
+                    walk.keep(&trace)?;
+                    traces.push(trace);
+                    continue;
+                }
+            }
+            if let Some(top) = top {
+                self.top_frames.insert(python_thread_id, top);
+            }
+
             let mut trace = get_stack_trace(
                 &thread,
                 &self.process,
                 self.config.dump_locals > 0,
                 self.config.lineno,
+                Some(&mut self.code_cache),
             )
             .with_context(|| {
                 format!(
@@ -374,6 +414,10 @@ impl PythonSpy {
                 break;
             }
         }
+        // zhw patch: offers not taken expire; forget threads that are gone
+        self.reusable_stacks.clear();
+        let seen: std::collections::HashSet<u64> = traces.iter().map(|t| t.thread_id).collect();
+        self.top_frames.retain(|id, _| seen.contains(id));
         Ok(traces)
     }
 

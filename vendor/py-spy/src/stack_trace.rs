@@ -1,4 +1,4 @@
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 
 use anyhow::{Context, Error, Result};
@@ -94,6 +94,85 @@ pub const MAX_THREAD_STATES: usize = 1 << 18;
 /// cannot make the reader allocate without limit.
 pub const MAX_FRAMES_PER_READ: usize = 1 << 21;
 
+/// zhw patch: code objects already read, by address, so a frame whose code is
+/// known costs two reads (frame, code) instead of about eight (frame, code,
+/// file name, function name and line table, each object plus its data).
+///
+/// An entry is used only while the code object at that address still points
+/// at the same file name, name and line table objects with the same first
+/// line; code objects are immutable and keep those objects alive, so a match
+/// means the cached strings are still what the target holds. Bounded: when
+/// it grows past `CODE_CACHE_ENTRIES` entries or `CODE_CACHE_BYTES` of line
+/// tables it starts afresh.
+#[derive(Default)]
+pub struct CodeCache {
+    entries: HashMap<usize, Arc<CachedCode>>,
+    table_bytes: usize,
+}
+
+/// zhw patch: most code objects a CodeCache holds.
+pub const CODE_CACHE_ENTRIES: usize = 1 << 16;
+/// zhw patch: most line-table bytes a CodeCache holds.
+pub const CODE_CACHE_BYTES: usize = 64 << 20;
+
+struct CachedCode {
+    key: CodeKey,
+    filename: String,
+    name: String,
+    table: Option<Vec<u8>>,
+}
+
+#[derive(PartialEq, Eq)]
+struct CodeKey {
+    filename: usize,
+    name: usize,
+    table: usize,
+    first_lineno: i32,
+}
+
+impl CodeKey {
+    fn of<C: CodeObject>(code: &C) -> CodeKey {
+        CodeKey {
+            filename: code.filename() as usize,
+            name: code.qualname().unwrap_or_else(|| code.name()) as usize,
+            table: code.line_table() as usize,
+            first_lineno: code.first_lineno(),
+        }
+    }
+}
+
+impl CodeCache {
+    fn get<C: CodeObject>(&self, address: usize, code: &C) -> Option<Arc<CachedCode>> {
+        let entry = self.entries.get(&address)?;
+        (entry.key == CodeKey::of(code)).then(|| Arc::clone(entry))
+    }
+
+    fn insert(&mut self, address: usize, entry: CachedCode) -> Arc<CachedCode> {
+        let bytes = entry.table.as_ref().map_or(0, Vec::len);
+        if self.entries.len() >= CODE_CACHE_ENTRIES || self.table_bytes + bytes > CODE_CACHE_BYTES {
+            self.entries.clear();
+            self.table_bytes = 0;
+        }
+        self.table_bytes += bytes;
+        let entry = Arc::new(entry);
+        self.entries.insert(address, Arc::clone(&entry));
+        entry
+    }
+}
+
+/// zhw patch: the address of a thread's innermost frame (one extra read on
+/// 3.11+, none before): a thread whose stack is reused must still have it.
+pub fn top_frame_address<T: ThreadState, P: ProcessMemory>(
+    thread: &T,
+    process: &P,
+) -> Result<usize, Error> {
+    let mut frame_address = thread.frame_address();
+    if let Some(addr) = frame_address {
+        frame_address = Some(process.copy_struct(addr)?);
+    }
+    Ok(thread.frame(frame_address) as usize)
+}
+
 /// zhw patch: bounds one walk over an interpreter's thread list (see MAX_THREAD_STATES).
 #[derive(Default)]
 pub(crate) struct ThreadListWalk {
@@ -164,7 +243,7 @@ where
             .copy_pointer(threads)
             .context("Failed to copy PyThreadState")?;
 
-        let mut trace = get_stack_trace(&thread, process, dump_locals > 0, lineno)?;
+        let mut trace = get_stack_trace(&thread, process, dump_locals > 0, lineno, None)?;
         trace.owns_gil = trace.thread_id == gil_thread_id;
 
         walk.keep(&trace)?;
@@ -180,6 +259,8 @@ pub fn get_stack_trace<T, P>(
     process: &P,
     copy_locals: bool,
     lineno: LineNo,
+    // zhw patch: code objects already read (see CodeCache)
+    mut code_cache: Option<&mut CodeCache>,
 ) -> Result<StackTrace, Error>
 where
     T: ThreadState,
@@ -232,6 +313,46 @@ where
             .copy_pointer(frame.code())
             .context("Failed to copy PyCodeObject")?;
 
+        // zhw patch: a known code object needs no more reads
+        let code_address = frame.code() as usize;
+        if let Some(known) = code_cache
+            .as_deref()
+            .and_then(|cache| cache.get(code_address, &code))
+        {
+            let line = match (lineno, &known.table) {
+                (LineNo::NoLine, _) => 0,
+                (LineNo::First, _) => code.first_lineno(),
+                (LineNo::LastInstruction, Some(table)) => {
+                    code.get_line_number(frame.lasti(), table)
+                }
+                (LineNo::LastInstruction, None) => 0,
+            };
+            let locals = if copy_locals {
+                Some(
+                    get_locals(&code, frame_ptr, &frame, process)
+                        .context("Failed to get local variables")?,
+                )
+            } else {
+                None
+            };
+            frames.push(Frame {
+                name: known.name.clone(),
+                filename: known.filename.clone(),
+                line,
+                short_filename: None,
+                module: None,
+                locals,
+                is_entry: frame.is_entry(),
+                is_shim_entry: false,
+            });
+            if frames.len() >= KEEP_INNER_FRAMES + 2 * KEEP_OUTER_FRAMES {
+                frames.drain(KEEP_INNER_FRAMES..KEEP_INNER_FRAMES + KEEP_OUTER_FRAMES);
+                frames_elided += KEEP_OUTER_FRAMES;
+            }
+            frame_ptr = frame.back();
+            continue;
+        }
+
         let filename = copy_string(code.filename(), process).context("Failed to copy filename");
 
         // Try to get qualname first (available in Python 3.11+), fall back to name
@@ -260,10 +381,33 @@ where
             continue;
         }
 
+        // zhw patch: read the line table once, then remember the code object
+        let table = match lineno {
+            LineNo::LastInstruction => copy_bytes(code.line_table(), process)
+                .context("Failed to copy line number table")
+                .ok(),
+            _ => None,
+        };
+        if let Some(cache) = code_cache.as_deref_mut() {
+            if lineno != LineNo::LastInstruction || table.is_some() {
+                cache.insert(
+                    code_address,
+                    CachedCode {
+                        key: CodeKey::of(&code),
+                        filename: filename.clone(),
+                        name: name.clone(),
+                        table: table.clone(),
+                    },
+                );
+            }
+        }
         let line = match lineno {
             LineNo::NoLine => 0,
             LineNo::First => code.first_lineno(),
-            LineNo::LastInstruction => match get_line_number(&code, frame.lasti(), process) {
+            LineNo::LastInstruction => match table
+                .map(|table| code.get_line_number(frame.lasti(), &table))
+                .ok_or_else(|| format_err!("Failed to copy line number table"))
+            {
                 Ok(line) => line,
                 Err(e) => {
                     // Failling to get the line number really shouldn't be fatal here, but
@@ -358,16 +502,6 @@ impl StackTrace {
 }
 
 /// Returns the line number from a PyCodeObject (given the lasti index from a PyFrameObject)
-fn get_line_number<C: CodeObject, P: ProcessMemory>(
-    code: &C,
-    lasti: i32,
-    process: &P,
-) -> Result<i32, Error> {
-    let table =
-        copy_bytes(code.line_table(), process).context("Failed to copy line number table")?;
-    Ok(code.get_line_number(lasti, &table))
-}
-
 fn get_locals<C: CodeObject, F: FrameObject, P: ProcessMemory>(
     code: &C,
     frameptr: *const F,
