@@ -7,6 +7,12 @@
 //! stdlib wait that application code called — means it is serving a request.
 //! This is why a waitress worker sitting in `Condition.wait` can be busy: what
 //! matters is who called the wait.
+//!
+//! Several servers share one pool (gunicorn's `gthread` worker and celery's
+//! `threads` pool both run `concurrent.futures.ThreadPoolExecutor`): their
+//! profiles add *markers*, frames that must be on some thread of the process
+//! for the profile to apply, so the server is named instead of the generic
+//! `threadpool`. Profiles are data only: nothing here looks at a process.
 
 use serde::Serialize;
 
@@ -64,6 +70,12 @@ pub enum WorkerRule {
         task_loops: &'static [FrameMatcher],
         /// Frames allowed inside the task loop while the worker waits for work.
         idle_waits: &'static [FrameMatcher],
+        /// Frames of which at least one must be on some thread of the process
+        /// for this profile to apply (empty: no condition). Told apart servers
+        /// whose task loop is the same library pool, such as gunicorn's and
+        /// celery's `ThreadPoolExecutor`, where an idle worker's stack alone
+        /// cannot say whose pool it is.
+        markers: &'static [FrameMatcher],
     },
     /// Unknown server: every thread but the main one is a worker, and it is
     /// idle only when no frame on its stack is application code.
@@ -103,6 +115,7 @@ pub const ZSERVER: Profile = Profile {
             "accept",
             "ZServer/PubCore/ZRendezvous.py",
         )],
+        markers: &[],
     },
 };
 
@@ -114,6 +127,52 @@ pub const WAITRESS: Profile = Profile {
     rule: WorkerRule::PoolLoop {
         task_loops: &[FrameMatcher::function("handler_thread", "waitress/task.py")],
         idle_waits: STDLIB_WAITS,
+        markers: &[],
+    },
+};
+
+/// `concurrent.futures.ThreadPoolExecutor`'s worker loop (also the `futures`
+/// backport's on 2.7, at the same path under site-packages).
+const EXECUTOR_LOOP: &[FrameMatcher] = &[FrameMatcher::function(
+    "_worker",
+    "concurrent/futures/thread.py",
+)];
+
+/// gunicorn's `gthread` worker (`ThreadWorker`, gunicorn 19.x to 27.x): the
+/// worker process's main thread polls its sockets in `ThreadWorker.run` and
+/// hands each connection to a `ThreadPoolExecutor`, whose threads run
+/// `ThreadWorker.handle` and then the WSGI application. The main thread is
+/// a service thread; the pool's threads are the workers. Markers: the main
+/// thread's `run`, or a busy worker's `handle` (while the main thread is
+/// still starting or already stopping).
+pub const GUNICORN: Profile = Profile {
+    name: "gunicorn",
+    description: "gunicorn's gthread worker (--worker-class gthread --threads N); inspect the worker processes, not the master",
+    rule: WorkerRule::PoolLoop {
+        task_loops: EXECUTOR_LOOP,
+        idle_waits: STDLIB_WAITS,
+        markers: &[
+            FrameMatcher::function("run", "gunicorn/workers/gthread.py"),
+            FrameMatcher::function("handle", "gunicorn/workers/gthread.py"),
+        ],
+    },
+};
+
+/// celery's `threads` pool (`celery worker --pool threads`, celery 4.4+):
+/// `celery/concurrency/thread.py` submits every task to a
+/// `ThreadPoolExecutor`; the main thread runs the consumer inside
+/// `WorkController.start`, and the timer and heartbeat threads are service
+/// threads. A busy worker runs `apply_target` (`celery/concurrency/base.py`).
+pub const CELERY: Profile = Profile {
+    name: "celery",
+    description: "celery's thread pool (celery worker --pool threads)",
+    rule: WorkerRule::PoolLoop {
+        task_loops: EXECUTOR_LOOP,
+        idle_waits: STDLIB_WAITS,
+        markers: &[
+            FrameMatcher::any_in("celery/worker/worker.py"),
+            FrameMatcher::function("apply_target", "celery/concurrency/base.py"),
+        ],
     },
 };
 
@@ -123,11 +182,9 @@ pub const THREADPOOL: Profile = Profile {
     name: "threadpool",
     description: "concurrent.futures.ThreadPoolExecutor workers",
     rule: WorkerRule::PoolLoop {
-        task_loops: &[FrameMatcher::function(
-            "_worker",
-            "concurrent/futures/thread.py",
-        )],
+        task_loops: EXECUTOR_LOOP,
         idle_waits: STDLIB_WAITS,
+        markers: &[],
     },
 };
 
@@ -146,6 +203,7 @@ pub const CHEROOT: Profile = Profile {
             FrameMatcher::function("run", "cheroot/workers/threadpool.py"),
         ],
         idle_waits: STDLIB_WAITS,
+        markers: &[],
     },
 };
 
@@ -156,8 +214,11 @@ pub const GENERIC: Profile = Profile {
     rule: WorkerRule::Generic,
 };
 
-/// Every built-in profile, in the order detection prefers them on a tie.
-pub const BUILTIN: &[Profile] = &[ZSERVER, WAITRESS, CHEROOT, THREADPOOL, GENERIC];
+/// Every built-in profile, in the order detection prefers them on a tie: a
+/// profile with markers comes before the plain pool it refines.
+pub const BUILTIN: &[Profile] = &[
+    ZSERVER, WAITRESS, CHEROOT, GUNICORN, CELERY, THREADPOOL, GENERIC,
+];
 
 /// Look a built-in profile up by name.
 pub fn by_name(name: &str) -> Option<&'static Profile> {

@@ -8,6 +8,8 @@
 //! task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
 //! idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" },
 //!               { file = "threading.py" }, { file = "queue.py" }]
+//! # optional: the profile applies only if one of these is on some thread
+//! markers = [{ file = "acme/server.py" }]
 //! ```
 //!
 //! A profile is loaded once per run and lives as long as the process (it is
@@ -44,6 +46,8 @@ struct UserProfile {
     task_loops: Vec<UserMatcher>,
     #[serde(default)]
     idle_waits: Vec<UserMatcher>,
+    #[serde(default)]
+    markers: Vec<UserMatcher>,
 }
 
 #[derive(Deserialize)]
@@ -131,6 +135,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
             .task_loops
             .iter()
             .chain(&user.idle_waits)
+            .chain(&user.markers)
             .any(|m| m.file.is_empty())
         {
             return Err(problem("every frame needs a file"));
@@ -141,6 +146,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
             rule: WorkerRule::PoolLoop {
                 task_loops: leak_matchers(user.task_loops),
                 idle_waits: leak_matchers(user.idle_waits),
+                markers: leak_matchers(user.markers),
             },
         };
         loaded.push(Box::leak(Box::new(profile)));
@@ -179,12 +185,29 @@ idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" }, { file = "th
         let WorkerRule::PoolLoop {
             task_loops,
             idle_waits,
+            markers,
         } = &loaded[0].rule
         else {
             panic!("a pool profile")
         };
         assert!(task_loops[0].matches("worker_loop", "/srv/acme/pool.py"));
         assert!(idle_waits[1].matches("Condition.wait", "/usr/lib/python3.11/threading.py"));
+        assert!(markers.is_empty(), "markers are optional");
+    }
+
+    #[test]
+    fn parses_markers() {
+        let text =
+            format!("{GOOD}markers = [{{ function = \"serve\", file = \"acme/server.py\" }}]\n");
+        let loaded = parse(&text, "p.toml").expect("valid");
+        let WorkerRule::PoolLoop { markers, .. } = &loaded[0].rule else {
+            panic!("a pool profile")
+        };
+        assert_eq!(markers.len(), 1);
+        assert!(markers[0].matches("Server.serve", "/srv/acme/server.py"));
+        let empty_file = format!("{GOOD}markers = [{{ file = \"\" }}]\n");
+        let err = parse(&empty_file, "p.toml").expect_err("empty marker file");
+        assert!(err.contains("every frame needs a file"), "{err}");
     }
 
     #[test]
