@@ -1,7 +1,8 @@
 //! The check against a real celery worker, `--pool threads --concurrency 4`
 //! on kombu's in-memory broker, on every interpreter present: tasks held
 //! busy in app code, exact worker, service and busy counts, the `celery`
-//! profile and its reason, statuses and exit codes.
+//! profile and its reason, statuses and exit codes; and what a cold pool
+//! (no task yet) looks like.
 
 use crate::support::pools::{Expected, expect_pool};
 use crate::support::{Server, env_for, record, repo};
@@ -56,6 +57,16 @@ fn celery_matrix(label: &str) {
     holds.push(hold(&mut server, "cond"));
     holds.push(hold(&mut server, "spin"));
     expect_pool(pid, label, &expected(0, 4, CRITICAL, 3), &holds);
+    drop(server);
+
+    // A known limit (docs/limits.md): a cold pool has no thread until tasks
+    // come. The profile is still celery; its timer thread stays a service
+    // thread (the generic rule would count it as a busy worker).
+    let mut server = Server::start(&env.python, &app, &["--threads", "4", "--cold"]);
+    let pid = server.pid;
+    expect_pool(pid, label, &expected(0, 0, CRITICAL, 3), &[]);
+    let held = vec![hold(&mut server, "sleep")];
+    expect_pool(pid, label, &expected(0, 1, CRITICAL, 3), &held);
 }
 
 macro_rules! interpreters {

@@ -1,7 +1,8 @@
 //! The check against a real gunicorn, `--worker-class gthread --threads 4`
 //! with one worker process, on every interpreter present: the worker
 //! process's pool threads held busy in app code, exact worker, service and
-//! busy counts, the `gunicorn` profile and its reason, statuses and exit codes.
+//! busy counts, the `gunicorn` profile and its reason, statuses and exit
+//! codes; and what a cold pool (no request yet) looks like.
 
 use crate::support::pools::{Expected, expect_pool};
 use crate::support::{Server, env_for, record, repo};
@@ -51,6 +52,18 @@ fn gunicorn_matrix(label: &str) {
     holds.push(server.hold_http("cond"));
     holds.push(server.hold_http("spin"));
     expect_pool(worker, label, &expected(0, 4, CRITICAL, 3), &holds);
+    drop(server);
+
+    // A known limit (docs/limits.md): a cold pool has no thread until
+    // requests come, and zhw counts the threads that exist. The profile is
+    // still gunicorn, and the main loop still a service thread.
+    let mut server = Server::start(&env.python, &app, &["--threads", "4", "--cold"]);
+    let worker = server
+        .ready_value("pid")
+        .unwrap_or_else(|| panic!("[{label}] no worker pid in {:?}", server.ready));
+    expect_pool(worker, label, &expected(0, 0, CRITICAL, 3), &[]);
+    let held = vec![server.hold_http("sleep")];
+    expect_pool(worker, label, &expected(0, 1, CRITICAL, 3), &held);
 }
 
 macro_rules! interpreters {

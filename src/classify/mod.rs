@@ -84,7 +84,7 @@ pub fn classify(
 /// first on a tie, then [`profiles::BUILTIN`]'s order); the generic one if
 /// none does. A profile with markers applies only when one of them is on
 /// some thread, which is how gunicorn and celery beat the plain `threadpool`
-/// they share a task loop with.
+/// they share a task loop with; it may claim no thread yet.
 fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static Profile, String) {
     type Best<'a> = (
         &'static Profile,
@@ -107,16 +107,19 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
             .iter()
             .filter(|thread| loop_index(&thread.frames, task_loops).is_some())
             .count();
-        if workers == 0 || best.is_some_and(|(_, _, most, _)| workers <= most) {
+        if best.is_some_and(|(_, _, most, _)| workers <= most) {
             continue;
         }
-        let marker = if markers.is_empty() {
-            None
-        } else {
-            match find_marker(snapshot, markers) {
-                Some(frame) => Some(frame),
+        // A marked profile needs its marker, and then applies even before
+        // its pool has a thread (an executor starts them on demand): the
+        // report names the server instead of calling its threads generic.
+        let marker = match (markers.is_empty(), workers) {
+            (true, 0) => continue,
+            (true, _) => None,
+            (false, _) => match find_marker(snapshot, markers) {
+                Some(found) => Some(found),
                 None => continue,
-            }
+            },
         };
         best = Some((profile, task_loops, workers, marker));
     }
@@ -127,10 +130,10 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
                 .map(|m| m.function.unwrap_or("*"))
                 .collect();
             let file = task_loops.first().map_or("", |m| m.file_suffix);
-            let (plural, verb) = if workers == 1 {
-                ("", "runs")
-            } else {
-                ("s", "run")
+            let (plural, verb) = match workers {
+                0 => ("s yet", "run"),
+                1 => ("", "runs"),
+                _ => ("s", "run"),
             };
             let beside = match marker {
                 Some((frame, matcher)) => format!(

@@ -557,9 +557,30 @@ fn markers_name_the_server_behind_a_threadpool() {
             "threadpool: 2 threads run _worker (concurrent/futures/thread.py)",
         ),
         (
-            "a marker alone, without pool threads (a cold gthread pool), is not enough",
+            "a cold gthread worker: the marker names gunicorn before the pool has a thread",
             gunicorn_main(),
             vec![],
+            "gunicorn",
+            "gunicorn: 0 threads yet run _worker (concurrent/futures/thread.py), \
+             and ThreadWorker.run (gunicorn/workers/gthread.py) is on a stack",
+        ),
+        (
+            "a cold celery worker: its timer thread stays a service thread",
+            celery_main(),
+            vec![bootstrap(
+                vec![
+                    f("Event.wait", THREADING),
+                    f("Timer.run", "/venv/celery/utils/timer2.py"),
+                ],
+                THREADING,
+            )],
+            "celery",
+            "celery: 0 threads yet run _worker",
+        ),
+        (
+            "no marker and no pool thread: generic",
+            vec![f("main", APP)],
+            vec![vec![f("crunch", APP)]],
             "generic",
             "generic: no thread runs",
         ),
@@ -586,6 +607,17 @@ fn markers_name_the_server_behind_a_threadpool() {
             Role::Service,
             "{what}: the main thread is never a worker"
         );
+        if profile != "generic" {
+            for (t, v) in snap.threads.iter().zip(&c.threads) {
+                let in_pool = t.frames.iter().any(|frame| frame.function == "_worker");
+                assert_eq!(
+                    v.role == Role::Worker,
+                    in_pool,
+                    "{what}: only pool threads are workers: {}",
+                    v.reason
+                );
+            }
+        }
     }
 }
 

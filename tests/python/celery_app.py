@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """A real celery worker on its thread pool whose pool threads can be held busy.
 
-Usage: <env>/bin/python celery_app.py --threads N
+Usage: <env>/bin/python celery_app.py --threads N [--cold]
 
 Runs `celery worker --pool threads --concurrency N` in this process (celery's
 own command line, through app.worker_main), on kombu's in-memory broker
@@ -20,7 +20,8 @@ Once the worker is ready and its pool has been warmed to N threads, prints
 
 Warming: celery's pool is a ThreadPoolExecutor, which starts threads on
 demand; N tasks that wait for each other (as N simultaneous tasks would) make
-it start all N, and they stay parked in its queue afterwards.
+it start all N, and they stay parked in its queue afterwards. `--cold` skips
+the warming: the pool has no thread until tasks come.
 
 stdin, one command a line:
     hold sleep|spin|lock|cond   send one task that runs holds.hold_<kind>
@@ -105,8 +106,11 @@ def on_worker_ready(**_):
 
 
 def main():
+    cold = "--cold" in sys.argv
+    if cold:
+        sys.argv.remove("--cold")
     args = holds.start(__doc__)
-    WARM["wanted"] = args.threads
+    WARM["wanted"] = 0 if cold else args.threads
     app.worker_main(argv=[
         "worker", "--pool=threads", "--concurrency=%d" % args.threads,
         "--loglevel=ERROR", "--without-gossip", "--without-mingle",

@@ -1,7 +1,7 @@
 # -*- coding: utf-8 -*-
 """A real gunicorn (gthread worker) whose worker threads can be held busy.
 
-Usage: <env>/bin/python gunicorn_app.py --threads N
+Usage: <env>/bin/python gunicorn_app.py --threads N [--cold]
 
 Runs gunicorn's own Arbiter with exactly one worker process of
 `--worker-class gthread --threads N`, bound to 127.0.0.1 (ephemeral port).
@@ -15,6 +15,7 @@ master. Warming: a ThreadPoolExecutor starts its threads on demand, so a
 fresh worker has none; the post_worker_init hook submits N tasks that wait
 for each other, as N simultaneous requests would, and waits for them to end.
 After that the pool keeps its N threads, parked in the executor's queue.
+`--cold` skips the warming: the pool has no thread until requests come.
 
 `/hold/<kind>` (sleep, spin, lock, cond: see holds.py) prints `HOLD <kind>
 <thread name>` and keeps one pool thread busy; `/ok` answers at once.
@@ -67,12 +68,16 @@ def warm_pool(worker):
     futures.wait(done, timeout=60)
 
 
+COLD = "--cold" in sys.argv
+
+
 def post_worker_init(worker):
     die_with_parent()
     if os.getppid() != worker.ppid:  # the master died before prctl
         os._exit(1)
     holds.install_safety_net()
-    warm_pool(worker)
+    if not COLD:
+        warm_pool(worker)
     port = worker.sockets[0].getsockname()[1]
     holds.emit("READY port=%d pid=%d master=%d" % (port, os.getpid(), worker.ppid))
 
@@ -99,6 +104,8 @@ class HoldsApp(BaseApplication):
 
 
 def main():
+    if COLD:
+        sys.argv.remove("--cold")
     args = holds.start(__doc__)
     HoldsApp(args.threads).run()
 

@@ -46,9 +46,14 @@ pub fn expect_pool(pid: u32, label: &str, expected: &Expected, holds: &[String])
     let workers = expected.idle + expected.busy;
     assert_eq!(target["profile"], expected.profile, "{context}");
     let reason = target["profile_reason"].as_str().unwrap_or("");
+    let claim = match workers {
+        0 => "0 threads yet run".to_string(),
+        1 => "1 thread runs".to_string(),
+        n => format!("{n} threads run"),
+    };
     assert!(
         reason.starts_with(&format!(
-            "{}: {workers} threads run _worker (concurrent/futures/thread.py), and ",
+            "{}: {claim} _worker (concurrent/futures/thread.py), and ",
             expected.profile
         )),
         "{context}"
