@@ -96,7 +96,7 @@ pub struct ReadingArgs {
     #[arg(long)]
     pub blocking: bool,
     /// Use this server profile instead of detecting one: zserver, waitress, cheroot,
-    /// threadpool, generic, or one from the profiles file.
+    /// gunicorn, celery, threadpool, generic, or one from the profiles file.
     #[arg(long, value_name = "NAME")]
     pub profile: Option<String>,
     /// Also use the server profiles in this TOML file (default: /etc/zhw/profiles.toml if present).

@@ -159,3 +159,53 @@ fn malformed_profiles_name_file_and_line() {
         run.stdout
     );
 }
+
+/// A user profile's `markers` through the CLI, on a recorded waitress
+/// snapshot: with its marker on the main thread's stack it wins the tie
+/// with the built-in waitress profile (user profiles first); with a marker
+/// nowhere in the process it does not apply at all.
+#[test]
+fn user_profile_markers_decide_whether_it_applies() {
+    let fixture = repo().join("tests/fixtures/waitress-3.12-two-busy.json");
+    let fixture = fixture.to_string_lossy();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let rows = [
+        ("waitress_app.py", "ours"),
+        ("no_such_server.py", "waitress"),
+    ];
+    for (marker_file, profile) in rows {
+        let path = dir.path().join(format!("{profile}.toml"));
+        std::fs::write(
+            &path,
+            format!(
+                "[[profile]]\nname = \"ours\"\n\
+                 task_loops = [{{ function = \"handler_thread\", file = \"waitress/task.py\" }}]\n\
+                 idle_waits = [{{ file = \"threading.py\" }}]\n\
+                 markers = [{{ function = \"main\", file = \"{marker_file}\" }}]\n"
+            ),
+        )
+        .expect("write");
+        let shown = path.to_string_lossy().into_owned();
+        let json = zhw(&[
+            "check",
+            "--replay",
+            "--format",
+            "json",
+            "--profiles",
+            &shown,
+            &fixture,
+        ])
+        .json();
+        let target = &json["targets"][0];
+        assert_eq!(target["profile"], profile, "{target:#}");
+        assert_eq!(target["stats"]["busy_count"], 2, "{target:#}");
+        assert_eq!(target["stats"]["idle_count"], 2, "{target:#}");
+        if profile == "ours" {
+            assert_eq!(
+                target["profile_reason"],
+                "ours: 4 threads run handler_thread (waitress/task.py), \
+                 and main (waitress_app.py) is on a stack"
+            );
+        }
+    }
+}

@@ -81,11 +81,25 @@ pub fn classify(
 }
 
 /// Pick the pool profile that claims the most threads (the user's profiles
-/// first on a tie); the generic one if none does.
+/// first on a tie, then [`profiles::BUILTIN`]'s order); the generic one if
+/// none does. A profile with markers applies only when one of them is on
+/// some thread, which is how gunicorn and celery beat the plain `threadpool`
+/// they share a task loop with; it may claim no thread yet.
 fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static Profile, String) {
-    let mut best: Option<(&'static Profile, &'static [FrameMatcher], usize)> = None;
+    type Best<'a> = (
+        &'static Profile,
+        &'static [FrameMatcher],
+        usize,
+        Option<(&'a Frame, &'static FrameMatcher)>,
+    );
+    let mut best: Option<Best> = None;
     for profile in user_profiles.iter().copied().chain(profiles::BUILTIN) {
-        let WorkerRule::PoolLoop { task_loops, .. } = &profile.rule else {
+        let WorkerRule::PoolLoop {
+            task_loops,
+            markers,
+            ..
+        } = &profile.rule
+        else {
             continue;
         };
         let workers = snapshot
@@ -93,22 +107,45 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
             .iter()
             .filter(|thread| loop_index(&thread.frames, task_loops).is_some())
             .count();
-        if workers > 0 && best.is_none_or(|(_, _, most)| workers > most) {
-            best = Some((profile, task_loops, workers));
+        if best.is_some_and(|(_, _, most, _)| workers <= most) {
+            continue;
         }
+        // A marked profile needs its marker, and then applies even before
+        // its pool has a thread (an executor starts them on demand): the
+        // report names the server instead of calling its threads generic.
+        let marker = match (markers.is_empty(), workers) {
+            (true, 0) => continue,
+            (true, _) => None,
+            (false, _) => match find_marker(snapshot, markers) {
+                Some(found) => Some(found),
+                None => continue,
+            },
+        };
+        best = Some((profile, task_loops, workers, marker));
     }
     match best {
-        Some((profile, task_loops, workers)) => {
+        Some((profile, task_loops, workers, marker)) => {
             let names: Vec<&str> = task_loops
                 .iter()
                 .map(|m| m.function.unwrap_or("*"))
                 .collect();
             let file = task_loops.first().map_or("", |m| m.file_suffix);
-            let plural = if workers == 1 { "" } else { "s" };
+            let (plural, verb) = match workers {
+                0 => ("s yet", "run"),
+                1 => ("", "runs"),
+                _ => ("s", "run"),
+            };
+            let beside = match marker {
+                Some((frame, matcher)) => format!(
+                    ", and {} ({}) is on a stack",
+                    frame.function, matcher.file_suffix
+                ),
+                None => String::new(),
+            };
             (
                 profile,
                 format!(
-                    "{}: {workers} thread{plural} run {} ({})",
+                    "{}: {workers} thread{plural} {verb} {} ({}){beside}",
                     profile.name,
                     names.join(" or "),
                     file
@@ -120,6 +157,28 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
             "generic: no thread runs a known server's worker loop".to_string(),
         ),
     }
+}
+
+/// The outermost frame matching one of `markers` (`ThreadWorker.run` rather
+/// than what it called), looking at the main thread first (where servers run
+/// their own loop), then the others in order.
+fn find_marker<'a>(
+    snapshot: &'a Snapshot,
+    markers: &'static [FrameMatcher],
+) -> Option<(&'a Frame, &'static FrameMatcher)> {
+    let main_first = snapshot
+        .threads
+        .iter()
+        .filter(|thread| thread.is_main)
+        .chain(snapshot.threads.iter().filter(|thread| !thread.is_main));
+    main_first
+        .flat_map(|thread| thread.frames.iter().rev())
+        .find_map(|frame| {
+            markers
+                .iter()
+                .find(|marker| marker.matches(&frame.function, &frame.file))
+                .map(|marker| (frame, marker))
+        })
 }
 
 /// Index of the innermost frame that is the pool's task loop.
@@ -136,6 +195,7 @@ fn classify_thread(profile: &Profile, thread: &ThreadSample) -> ThreadVerdict {
         WorkerRule::PoolLoop {
             task_loops,
             idle_waits,
+            ..
         } => match loop_index(&thread.frames, task_loops) {
             Some(index) => pool_worker(&thread.frames, index, idle_waits),
             None => service(

@@ -8,9 +8,16 @@
 //! This is why a waitress worker sitting in `Condition.wait` can be busy: what
 //! matters is who called the wait.
 //!
+//! Several servers share one pool (gunicorn's `gthread` worker and celery's
+//! `threads` pool both run `concurrent.futures.ThreadPoolExecutor`): their
+//! profiles add *markers*, frames that must be on some thread of the process
+//! for the profile to apply, so the server is named instead of the generic
+//! `threadpool`.
+//!
 //! A profile also says where a busy worker's request lives ([`RequestLocation`]):
 //! which local variable of which frame holds the WSGI `environ` dict or a
-//! request object. Only data: [`crate::attach`] does the reading.
+//! request object. Profiles are data only: nothing here looks at a
+//! process; [`crate::attach`] does the reading.
 
 use serde::Serialize;
 
@@ -108,6 +115,12 @@ pub enum WorkerRule {
         task_loops: &'static [FrameMatcher],
         /// Frames allowed inside the task loop while the worker waits for work.
         idle_waits: &'static [FrameMatcher],
+        /// Frames of which at least one must be on some thread of the process
+        /// for this profile to apply (empty: no condition). Told apart servers
+        /// whose task loop is the same library pool, such as gunicorn's and
+        /// celery's `ThreadPoolExecutor`, where an idle worker's stack alone
+        /// cannot say whose pool it is.
+        markers: &'static [FrameMatcher],
     },
     /// Unknown server: every thread but the main one is a worker, and it is
     /// idle only when no frame on its stack is application code.
@@ -157,6 +170,7 @@ pub const ZSERVER: Profile = Profile {
             "accept",
             "ZServer/PubCore/ZRendezvous.py",
         )],
+        markers: &[],
     },
     // The publisher loop's `a` is the ZPublisher HTTPRequest (module
     // "Zope2") or the WSGI environ ("Zope2WSGI"); the publish functions
@@ -181,6 +195,7 @@ pub const WAITRESS: Profile = Profile {
     rule: WorkerRule::PoolLoop {
         task_loops: &[FrameMatcher::function("handler_thread", "waitress/task.py")],
         idle_waits: STDLIB_WAITS,
+        markers: &[],
     },
     requests: &[RequestLocation::local(
         "execute",
@@ -189,17 +204,68 @@ pub const WAITRESS: Profile = Profile {
     )],
 };
 
+/// `concurrent.futures.ThreadPoolExecutor`'s worker loop (also the `futures`
+/// backport's on 2.7, at the same path under site-packages).
+const EXECUTOR_LOOP: &[FrameMatcher] = &[FrameMatcher::function(
+    "_worker",
+    "concurrent/futures/thread.py",
+)];
+
+/// gunicorn's `gthread` worker (`ThreadWorker`, gunicorn 19.x to 27.x): the
+/// worker process's main thread polls its sockets in `ThreadWorker.run` and
+/// hands each connection to a `ThreadPoolExecutor`, whose threads run
+/// `ThreadWorker.handle` and then the WSGI application. The main thread is
+/// a service thread; the pool's threads are the workers. Markers: the main
+/// thread's `run`, or a busy worker's `handle` (while the main thread is
+/// still starting or already stopping).
+pub const GUNICORN: Profile = Profile {
+    name: "gunicorn",
+    description: "gunicorn's gthread worker (--worker-class gthread --threads N); inspect the worker processes, not the master",
+    rule: WorkerRule::PoolLoop {
+        task_loops: EXECUTOR_LOOP,
+        idle_waits: STDLIB_WAITS,
+        markers: &[
+            FrameMatcher::function("run", "gunicorn/workers/gthread.py"),
+            FrameMatcher::function("handle", "gunicorn/workers/gthread.py"),
+        ],
+    },
+    // `handle_request` builds the WSGI `environ` (gunicorn/workers/gthread.py).
+    requests: &[RequestLocation::local(
+        "handle_request",
+        "gunicorn/workers/gthread.py",
+        "environ",
+    )],
+};
+
+/// celery's `threads` pool (`celery worker --pool threads`, celery 4.4+):
+/// `celery/concurrency/thread.py` submits every task to a
+/// `ThreadPoolExecutor`; the main thread runs the consumer inside
+/// `WorkController.start`, and the timer and heartbeat threads are service
+/// threads. A busy worker runs `apply_target` (`celery/concurrency/base.py`).
+pub const CELERY: Profile = Profile {
+    name: "celery",
+    description: "celery's thread pool (celery worker --pool threads)",
+    rule: WorkerRule::PoolLoop {
+        task_loops: EXECUTOR_LOOP,
+        idle_waits: STDLIB_WAITS,
+        markers: &[
+            FrameMatcher::any_in("celery/worker/worker.py"),
+            FrameMatcher::function("apply_target", "celery/concurrency/base.py"),
+        ],
+    },
+    // A task has no request; a task that runs a WSGI app is found by the fallback.
+    requests: &[],
+};
+
 /// `concurrent.futures.ThreadPoolExecutor`: `_worker` blocks in
 /// `work_queue.get` (C `SimpleQueue` on 3.7+, so `_worker` is innermost).
 pub const THREADPOOL: Profile = Profile {
     name: "threadpool",
     description: "concurrent.futures.ThreadPoolExecutor workers",
     rule: WorkerRule::PoolLoop {
-        task_loops: &[FrameMatcher::function(
-            "_worker",
-            "concurrent/futures/thread.py",
-        )],
+        task_loops: EXECUTOR_LOOP,
         idle_waits: STDLIB_WAITS,
+        markers: &[],
     },
     requests: &[],
 };
@@ -219,6 +285,7 @@ pub const CHEROOT: Profile = Profile {
             FrameMatcher::function("run", "cheroot/workers/threadpool.py"),
         ],
         idle_waits: STDLIB_WAITS,
+        markers: &[],
     },
     // The WSGI gateway keeps the environ as `self.env` while the app runs.
     requests: &[RequestLocation {
@@ -236,8 +303,11 @@ pub const GENERIC: Profile = Profile {
     requests: &[],
 };
 
-/// Every built-in profile, in the order detection prefers them on a tie.
-pub const BUILTIN: &[Profile] = &[ZSERVER, WAITRESS, CHEROOT, THREADPOOL, GENERIC];
+/// Every built-in profile, in the order detection prefers them on a tie: a
+/// profile with markers comes before the plain pool it refines.
+pub const BUILTIN: &[Profile] = &[
+    ZSERVER, WAITRESS, CHEROOT, GUNICORN, CELERY, THREADPOOL, GENERIC,
+];
 
 /// Look a built-in profile up by name.
 pub fn by_name(name: &str) -> Option<&'static Profile> {

@@ -355,3 +355,301 @@ fn cheroot_workers_old_and_new_loops() {
         assert_eq!(verdict(&profiles::CHEROOT, frames), expected, "{what}");
     }
 }
+
+const GTHREAD: &str = "/venv/lib/python3.12/site-packages/gunicorn/workers/gthread.py";
+const CELERY_WORKER: &str = "/venv/lib/python3.12/site-packages/celery/worker/worker.py";
+const CELERY_BASE: &str = "/venv/lib/python3.12/site-packages/celery/concurrency/base.py";
+const CELERY_TRACE: &str = "/venv/lib/python3.12/site-packages/celery/app/trace.py";
+
+fn pool_idle() -> Vec<Frame> {
+    bootstrap(vec![f("_worker", FUTURES)], THREADING)
+}
+
+fn main_thread(frames: Vec<Frame>) -> ThreadSample {
+    let mut t = thread(frames);
+    t.is_main = true;
+    t
+}
+
+/// gunicorn 27 (3.10+) main thread of a gthread worker process.
+fn gunicorn_main() -> Vec<Frame> {
+    vec![
+        f("select", "/usr/lib/python3.12/selectors.py"),
+        f("ThreadWorker.wait_for_and_dispatch_events", GTHREAD),
+        f("ThreadWorker.run", GTHREAD),
+        f("Worker.init_process", "/venv/gunicorn/workers/base.py"),
+        f("ThreadWorker.init_process", GTHREAD),
+        f("Arbiter.spawn_worker", "/venv/gunicorn/arbiter.py"),
+        f("<module>", APP),
+    ]
+}
+
+/// celery's main thread: the consumer inside WorkController.start.
+fn celery_main() -> Vec<Frame> {
+    vec![
+        f(
+            "Transport.drain_events",
+            "/venv/kombu/transport/virtual/base.py",
+        ),
+        f("synloop", "/venv/celery/worker/loops.py"),
+        f("Consumer.start", "/venv/celery/worker/consumer/consumer.py"),
+        f("Blueprint.start", "/venv/celery/bootsteps.py"),
+        f("WorkController.start", CELERY_WORKER),
+        f("<module>", APP),
+    ]
+}
+
+#[test]
+fn gunicorn_and_celery_workers_and_service_threads() {
+    use {Role::*, State::*};
+    /// (what, profile, stack, expected role and state)
+    type Row = (&'static str, &'static Profile, Vec<Frame>, (Role, State));
+    let rows: Vec<Row> = vec![
+        (
+            "gunicorn: pool thread parked in the executor (3.7+, C SimpleQueue)",
+            &profiles::GUNICORN,
+            pool_idle(),
+            (Worker, Idle),
+        ),
+        (
+            "gunicorn 19 on 2.7: the futures backport parks in Queue.get",
+            &profiles::GUNICORN,
+            vec![
+                f("wait", THREADING27),
+                f("get", QUEUE27),
+                f(
+                    "_worker",
+                    "/venv/lib/python2.7/site-packages/concurrent/futures/thread.py",
+                ),
+                f("run", THREADING27),
+            ],
+            (Worker, Idle),
+        ),
+        (
+            "gunicorn: pool thread in the WSGI app",
+            &profiles::GUNICORN,
+            bootstrap(
+                vec![
+                    f("hold_sleep", APP),
+                    f("ThreadWorker.handle_request", GTHREAD),
+                    f("ThreadWorker.handle", GTHREAD),
+                    f("_WorkItem.run", FUTURES),
+                    f("_worker", FUTURES),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "gunicorn 27: pool thread waiting for the client's request is busy (it holds a slot)",
+            &profiles::GUNICORN,
+            bootstrap(
+                vec![
+                    f("select", "/usr/lib/python3.12/selectors.py"),
+                    f("TConn.wait_for_data", GTHREAD),
+                    f("ThreadWorker.handle", GTHREAD),
+                    f("_WorkItem.run", FUTURES),
+                    f("_worker", FUTURES),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "gunicorn: the worker's main loop is a service thread",
+            &profiles::GUNICORN,
+            gunicorn_main(),
+            (Service, Idle),
+        ),
+        (
+            "celery: pool thread parked in the executor",
+            &profiles::CELERY,
+            pool_idle(),
+            (Worker, Idle),
+        ),
+        (
+            "celery: pool thread running a task",
+            &profiles::CELERY,
+            bootstrap(
+                vec![
+                    f("hold_lock", APP),
+                    f("trace_task", CELERY_TRACE),
+                    f("fast_trace_task", CELERY_TRACE),
+                    f("apply_target", CELERY_BASE),
+                    f("_WorkItem.run", FUTURES),
+                    f("_worker", FUTURES),
+                ],
+                THREADING,
+            ),
+            (Worker, Busy),
+        ),
+        (
+            "celery: the consumer (main thread) is a service thread",
+            &profiles::CELERY,
+            celery_main(),
+            (Service, Idle),
+        ),
+        (
+            "celery: the timer2 thread (heartbeats) is a service thread",
+            &profiles::CELERY,
+            bootstrap(
+                vec![
+                    f("Event.wait", THREADING),
+                    f("Timer.run", "/venv/celery/utils/timer2.py"),
+                ],
+                THREADING,
+            ),
+            (Service, Idle),
+        ),
+    ];
+    for (what, profile, frames, expected) in rows {
+        assert_eq!(verdict(profile, frames), expected, "{what}");
+    }
+}
+
+#[test]
+fn markers_name_the_server_behind_a_threadpool() {
+    /// (what, main thread, other threads, profile, reason starts with)
+    type Row = (
+        &'static str,
+        Vec<Frame>,
+        Vec<Vec<Frame>>,
+        &'static str,
+        &'static str,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "gunicorn gthread: beats the plain threadpool on the tie",
+            gunicorn_main(),
+            vec![pool_idle(), pool_idle(), pool_idle(), pool_idle()],
+            "gunicorn",
+            "gunicorn: 4 threads run _worker (concurrent/futures/thread.py), \
+             and ThreadWorker.run (gunicorn/workers/gthread.py) is on a stack",
+        ),
+        (
+            "celery thread pool: WorkController.start on the main thread",
+            celery_main(),
+            vec![pool_idle(), pool_idle()],
+            "celery",
+            "celery: 2 threads run _worker (concurrent/futures/thread.py), \
+             and WorkController.start (celery/worker/worker.py) is on a stack",
+        ),
+        (
+            "celery while its main thread is elsewhere: a busy task's apply_target",
+            vec![f("<module>", APP)],
+            vec![
+                pool_idle(),
+                bootstrap(
+                    vec![
+                        f("hold_sleep", APP),
+                        f("apply_target", CELERY_BASE),
+                        f("_WorkItem.run", FUTURES),
+                        f("_worker", FUTURES),
+                    ],
+                    THREADING,
+                ),
+            ],
+            "celery",
+            "celery: 2 threads run _worker",
+        ),
+        (
+            "a plain ThreadPoolExecutor program stays threadpool",
+            vec![f("main", APP), f("<module>", APP)],
+            vec![pool_idle(), pool_idle()],
+            "threadpool",
+            "threadpool: 2 threads run _worker (concurrent/futures/thread.py)",
+        ),
+        (
+            "a cold gthread worker: the marker names gunicorn before the pool has a thread",
+            gunicorn_main(),
+            vec![],
+            "gunicorn",
+            "gunicorn: 0 threads yet run _worker (concurrent/futures/thread.py), \
+             and ThreadWorker.run (gunicorn/workers/gthread.py) is on a stack",
+        ),
+        (
+            "a cold celery worker: its timer thread stays a service thread",
+            celery_main(),
+            vec![bootstrap(
+                vec![
+                    f("Event.wait", THREADING),
+                    f("Timer.run", "/venv/celery/utils/timer2.py"),
+                ],
+                THREADING,
+            )],
+            "celery",
+            "celery: 0 threads yet run _worker",
+        ),
+        (
+            "no marker and no pool thread: generic",
+            vec![f("main", APP)],
+            vec![vec![f("crunch", APP)]],
+            "generic",
+            "generic: no thread runs",
+        ),
+        (
+            "gunicorn's frames in a module of another package do not count",
+            vec![f("run", "/srv/app/notgunicorn/workers/gthread.py")],
+            vec![pool_idle()],
+            "threadpool",
+            "threadpool: 1 thread runs _worker",
+        ),
+    ];
+    for (what, main, others, profile, reason) in rows {
+        let mut snap = snapshot(others);
+        snap.threads.insert(0, main_thread(main));
+        let c = classify(&snap, None, &[]);
+        assert_eq!(c.profile.name, profile, "{what}: {}", c.profile_reason);
+        assert!(
+            c.profile_reason.starts_with(reason),
+            "{what}: {}",
+            c.profile_reason
+        );
+        assert_eq!(
+            c.threads[0].role,
+            Role::Service,
+            "{what}: the main thread is never a worker"
+        );
+        if profile != "generic" {
+            for (t, v) in snap.threads.iter().zip(&c.threads) {
+                let in_pool = t.frames.iter().any(|frame| frame.function == "_worker");
+                assert_eq!(
+                    v.role == Role::Worker,
+                    in_pool,
+                    "{what}: only pool threads are workers: {}",
+                    v.reason
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn a_user_profile_with_markers_only_applies_where_they_are() {
+    const LOOP: &[FrameMatcher] = &[FrameMatcher::function(
+        "_worker",
+        "concurrent/futures/thread.py",
+    )];
+    static ACME: Profile = Profile {
+        name: "acme",
+        description: "ACME's executor server",
+        rule: WorkerRule::PoolLoop {
+            task_loops: LOOP,
+            idle_waits: &[],
+            markers: &[FrameMatcher::any_in("acme/server.py")],
+        },
+        requests: &[],
+    };
+    let with = {
+        let mut s = snapshot(vec![pool_idle()]);
+        s.threads
+            .insert(0, main_thread(vec![f("serve", "/srv/acme/server.py")]));
+        s
+    };
+    let without = snapshot(vec![pool_idle()]);
+    assert_eq!(classify(&with, None, &[&ACME]).profile.name, "acme");
+    assert_eq!(
+        classify(&without, None, &[&ACME]).profile.name,
+        "threadpool"
+    );
+}

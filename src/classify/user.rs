@@ -12,6 +12,8 @@
 //! # the WSGI environ dict, or a request object whose `attribute` holds it.
 //! requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribute = "environ" },
 //!             { local = "env" }]
+//! # optional: the profile applies only if one of these is on some thread
+//! markers = [{ file = "acme/server.py" }]
 //! ```
 //!
 //! A profile is loaded once per run and lives as long as the process (it is
@@ -50,6 +52,8 @@ struct UserProfile {
     idle_waits: Vec<UserMatcher>,
     #[serde(default)]
     requests: Vec<UserRequest>,
+    #[serde(default)]
+    markers: Vec<UserMatcher>,
 }
 
 #[derive(Deserialize)]
@@ -146,6 +150,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
             .task_loops
             .iter()
             .chain(&user.idle_waits)
+            .chain(&user.markers)
             .any(|m| m.file.is_empty())
         {
             return Err(problem("every frame needs a file"));
@@ -172,6 +177,7 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
             rule: WorkerRule::PoolLoop {
                 task_loops: leak_matchers(user.task_loops),
                 idle_waits: leak_matchers(user.idle_waits),
+                markers: leak_matchers(user.markers),
             },
             requests: leak_requests(user.requests),
         };
@@ -234,6 +240,7 @@ requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribu
         let WorkerRule::PoolLoop {
             task_loops,
             idle_waits,
+            markers,
         } = &loaded[0].rule
         else {
             panic!("a pool profile")
@@ -259,6 +266,22 @@ requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribu
         // The fallback comes after the profile's own locations.
         let all: Vec<&str> = loaded[0].request_locations().map(|r| r.local).collect();
         assert_eq!(all, ["job", "env", "environ"]);
+        assert!(markers.is_empty(), "markers are optional");
+    }
+
+    #[test]
+    fn parses_markers() {
+        let text =
+            format!("{GOOD}markers = [{{ function = \"serve\", file = \"acme/server.py\" }}]\n");
+        let loaded = parse(&text, "p.toml").expect("valid");
+        let WorkerRule::PoolLoop { markers, .. } = &loaded[0].rule else {
+            panic!("a pool profile")
+        };
+        assert_eq!(markers.len(), 1);
+        assert!(markers[0].matches("Server.serve", "/srv/acme/server.py"));
+        let empty_file = format!("{GOOD}markers = [{{ file = \"\" }}]\n");
+        let err = parse(&empty_file, "p.toml").expect_err("empty marker file");
+        assert!(err.contains("every frame needs a file"), "{err}");
     }
 
     #[test]

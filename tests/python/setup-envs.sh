@@ -6,12 +6,16 @@
 # Env root: ${ZHW_TEST_ENVS:-<repo>/target/test-envs}
 #   <root>/pyenv-<version>/   one per ~/.pyenv/versions/<version> interpreter, with waitress
 #   <root>/debian-3.11/       Debian's /usr/bin/python3.11, with waitress
+#   <root>/pools-<label>/     per interpreter again, with gunicorn (gthread worker) and
+#                             celery (thread pool), pinned per interpreter below
+#                             (skipped when ZHW_SKIP_POOLS is set, e.g. =1)
 #   <root>/zserver-2.7/       pyenv 2.7.18 with the real ZServer 4.0.2 + Zope 4.8.11
 #                             (skipped when ZHW_SKIP_ZSERVER is set, e.g. =1)
-# A finished env holds <env>/zhw-ready with two lines:
+# A finished env holds <env>/zhw-ready with two or three lines:
 #   1. absolute path of the env's python
-#   2. installed waitress version (ZServer version for zserver-2.7)
-#   3. installed cheroot version (waitress/cheroot envs only)
+#   2. installed waitress version (ZServer version for zserver-2.7,
+#      gunicorn version for pools-*)
+#   3. installed cheroot version (waitress/cheroot envs), celery version (pools-*)
 #
 # Idempotent (an env with zhw-ready is left alone, an env without it is
 # rebuilt from scratch), safe to run concurrently (flock), non-interactive.
@@ -186,6 +190,59 @@ build_waitress_env() {
   echo "built $label: $dir/bin/python waitress $ver cheroot $cheroot_ver"
 }
 
+# gunicorn and celery pins, per interpreter: the newest release whose
+# Requires-Python admits it (at the time of writing), so every interpreter runs
+# the code its users would get, and a rerun builds the same env. They live in
+# envs of their own (pools-<label>) so adding them did not rebuild the
+# waitress envs, and celery's dependencies never move waitress's.
+#   2.7   gunicorn 19.10.0 (last with 2.7) + futures 3.4.0, the backport its
+#         gthread worker imports as concurrent.futures; celery 4.4.7 (last
+#         with 2.7; the `threads` pool appeared in 4.4.0 and runs on futures)
+#   3.6   gunicorn 21.2.0 (last with 3.5/3.6); celery 5.1.2 (last with 3.6)
+#   3.7   gunicorn 23.0.0 (3.7+); celery 5.2.7 (last with 3.7), with
+#         importlib-metadata<5: kombu 5.2 calls entry_points().get(), which
+#         importlib-metadata 5.0 removed (celery fails at import otherwise)
+#   3.8/3.9  gunicorn 23.0.0; celery 5.5.3 (3.8+)
+#   3.10+ gunicorn 27.0.1 (3.10+, gthread rewritten around a pollable method
+#         queue); celery 5.7.0 (3.10+)
+# celery's own dependencies (kombu, billiard, vine, click) are left to pip
+# within the ranges celery pins.
+pools_spec() {
+  case "$1" in
+    pyenv-2.7.*) echo "gunicorn==19.10.0 futures==3.4.0 celery==4.4.7" ;;
+    pyenv-3.6.*) echo "gunicorn==21.2.0 celery==5.1.2" ;;
+    pyenv-3.7.*) echo "gunicorn==23.0.0 celery==5.2.7 importlib-metadata<5" ;;
+    pyenv-3.8.*|pyenv-3.9.*) echo "gunicorn==23.0.0 celery==5.5.3" ;;
+    *) echo "gunicorn==27.0.1 celery==5.7.0" ;;
+  esac
+}
+
+# build_pools_env <label> <interpreter>
+build_pools_env() {
+  local label=$1 interp=$2 dir=$root/pools-$1 spec ver celery_ver
+  spec=$(pools_spec "$label")
+  if env_ready "$dir" "$spec"; then
+    echo "ok    pools-$label: $(sed -n 1p "$dir/zhw-ready") gunicorn $(sed -n 2p "$dir/zhw-ready") celery $(sed -n 3p "$dir/zhw-ready") (cached)"
+    return 0
+  fi
+  log "pools-$label: creating env from $interp ($spec)"
+  rm -rf "$dir"
+  if ! create_env "$label" "$interp" "$dir"; then
+    log "pools-$label: creating the virtual env failed"; return 1
+  fi
+  # shellcheck disable=SC2086 # $spec is a list of requirements
+  if ! "$dir/bin/python" -m pip install -q $spec; then
+    log "pools-$label: pip install $spec failed"; return 1
+  fi
+  if ! "$dir/bin/python" -c 'import gunicorn.workers.gthread, celery.concurrency.thread, kombu.transport.memory'; then
+    log "pools-$label: gunicorn's gthread worker or celery's thread pool is not importable"; return 1
+  fi
+  ver=$(dist_version "$dir/bin/python" gunicorn) || return 1
+  celery_ver=$(dist_version "$dir/bin/python" celery) || return 1
+  mark_ready "$dir" "$dir/bin/python" "$ver" "$spec" "$celery_ver"
+  echo "built pools-$label: $dir/bin/python gunicorn $ver celery $celery_ver"
+}
+
 build_zserver_env() {
   local interp=$pyenv_root/versions/2.7.18/bin/python label=zserver-2.7 dir=$root/zserver-2.7 ver spec
   if [ -n "${ZHW_SKIP_ZSERVER:-}" ] && [ "$ZHW_SKIP_ZSERVER" != 0 ]; then
@@ -232,6 +289,12 @@ for entry in "${interpreters[@]}"; do
   if ! build_waitress_env "$label" "$interp"; then
     echo "FAIL  $label: see messages above" >&2
     failures+=("$label")
+  fi
+  if [ -n "${ZHW_SKIP_POOLS:-}" ] && [ "$ZHW_SKIP_POOLS" != 0 ]; then
+    echo "SKIP pools-$label: ZHW_SKIP_POOLS is set" >&2
+  elif ! build_pools_env "$label" "$interp"; then
+    echo "FAIL  pools-$label: see messages above" >&2
+    failures+=("pools-$label")
   fi
 done
 

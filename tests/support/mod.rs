@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod pools;
 
 use std::fs::OpenOptions;
 use std::io::{BufRead, BufReader, Write};
@@ -132,6 +133,8 @@ pub struct Server {
     held: Vec<TcpStream>,
     pub pid: u32,
     pub port: Option<u16>,
+    /// The whole `READY` line (gunicorn's names its worker's pid there).
+    pub ready: String,
 }
 
 impl Server {
@@ -170,13 +173,23 @@ impl Server {
             held: Vec::new(),
             pid,
             port: None,
+            ready: String::new(),
         };
         let ready = server.wait_line("READY");
         server.port = ready
             .split_whitespace()
             .find_map(|word| word.strip_prefix("port="))
             .and_then(|p| p.parse().ok());
+        server.ready = ready;
         server
+    }
+
+    /// A `key=value` number from the `READY` line (`pid`, `port`, …).
+    pub fn ready_value(&self, key: &str) -> Option<u32> {
+        self.ready
+            .split_whitespace()
+            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+            .and_then(|value| value.parse().ok())
     }
 
     /// Wait for the next stdout line starting with `prefix`.
@@ -193,9 +206,10 @@ impl Server {
         }
     }
 
-    /// Send an HTTP request that a worker will hold, and wait until it does.
-    pub fn hold_http(&mut self, kind: &str) {
-        self.hold_http_at(kind, "", "user=alice");
+    /// Send an HTTP request that a worker will hold, and wait until it
+    /// does; returns the server's `HOLD <kind> <thread>` line.
+    pub fn hold_http(&mut self, kind: &str) -> String {
+        self.hold_http_at(kind, "", "user=alice")
     }
 
     /// The same with a query string of its own. Every held request also
@@ -207,7 +221,7 @@ impl Server {
 
     /// Like [`Server::hold_http_query`], with `suffix` appended to the path
     /// (`/hold/<kind><suffix>`), e.g. hostile text for rendering tests.
-    pub fn hold_http_at(&mut self, kind: &str, suffix: &str, query: &str) {
+    pub fn hold_http_at(&mut self, kind: &str, suffix: &str, query: &str) -> String {
         let port = self.port.expect("server printed a port");
         let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
         write!(
@@ -217,7 +231,7 @@ impl Server {
         )
         .expect("send");
         self.held.push(stream);
-        self.wait_line(&format!("HOLD {kind}"));
+        self.wait_line(&format!("HOLD {kind}"))
     }
 
     /// Write a command line to the server's stdin.
