@@ -103,7 +103,28 @@ pub fn inspect(specs: &[TargetSpec], options: InspectOptions) -> Report {
                     if Instant::now() >= deadline {
                         break;
                     }
-                    let report = spec.label(inspect_one(&spec.source, options));
+                    // A bug of zhw's own on one target's data is reported on
+                    // that target, not mistaken for a timeout of all.
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        inspect_one(&spec.source, options)
+                    }));
+                    let report = spec.label(outcome.unwrap_or_else(|panic| {
+                        let what = panic
+                            .downcast_ref::<&str>()
+                            .map(|s| s.to_string())
+                            .or_else(|| panic.downcast_ref::<String>().cloned())
+                            .unwrap_or_default();
+                        failure_for(
+                            &spec.source,
+                            None,
+                            "internal_error",
+                            format!(
+                                "zhw failed inspecting {} (a bug, please report it): {what}",
+                                describe(&spec.source)
+                            ),
+                            false,
+                        )
+                    }));
                     if sender.send((index, report)).is_err() {
                         break;
                     }

@@ -547,3 +547,64 @@ fn serve_dashboard_in_a_real_browser() {
     );
     assert!(!dom.contains("<title>PWNED"), "nothing from the target ran");
 }
+
+/// The line of the `park` frame of the thread named "mover", if sampled.
+fn mover_line(document: &Value) -> Option<u64> {
+    target(document)["threads"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == "mover")?["frames"]
+        .as_array()?
+        .iter()
+        .find(|f| f["function"].as_str().is_some_and(|n| n.ends_with("park")))?["line"]
+        .as_u64()
+}
+
+/// Stacks of threads that did not run are reused from the previous read
+/// (py-spy patch 5): a thread that woke and went to sleep elsewhere between
+/// two samples must show where it is now.
+fn sleeping_thread_moves(label: &str) {
+    let Some(env) = env_for(label, label, "serve stack reuse") else {
+        return;
+    };
+    record(&format!("EXERCISED serve stack reuse on {label}"));
+    let script = repo().join("tests/python/mover.py");
+    let source = std::fs::read_to_string(&script).expect("mover.py");
+    let line_of = |marker: &str| {
+        source
+            .lines()
+            .position(|l| l.contains(marker))
+            .map(|i| i as u64 + 1)
+            .expect("marker line")
+    };
+    let (first, second) = (line_of("PARK_FIRST_LINE"), line_of("PARK_SECOND_LINE"));
+    let mut server = Server::start(&env.python, &script, &[]);
+    let pid = server.pid.to_string();
+    let sidecar = Sidecar::start(&[&pid, "--interval", "0.1"]);
+    let before = sidecar.wait_json("the mover at its first wait", |d| {
+        mover_line(d) == Some(first)
+    });
+    let round = before["sidecar"]["round"].as_u64().unwrap_or(0);
+    // Several rounds with the thread asleep: its stack is served from reuse.
+    sidecar.wait_json("a few more rounds", |d| {
+        d["sidecar"]["round"]
+            .as_u64()
+            .is_some_and(|r| r > round + 3)
+            && mover_line(d) == Some(first)
+    });
+    server.command("move");
+    server.wait_line("MOVED");
+    sidecar.wait_json("the mover at its second wait", |d| {
+        mover_line(d) == Some(second)
+    });
+}
+
+#[test]
+fn serve_sees_a_sleeping_thread_move_on_pyenv_2_7() {
+    sleeping_thread_moves("pyenv-2.7.18");
+}
+
+#[test]
+fn serve_sees_a_sleeping_thread_move_on_pyenv_3_12() {
+    sleeping_thread_moves("pyenv-3.12.1");
+}

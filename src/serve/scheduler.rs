@@ -108,8 +108,24 @@ impl Scheduler {
         let mut present = HashSet::new();
         let mut targets = Vec::new();
         for resolved in self.resolve_all() {
-            let target = self.sample(resolved, &mut live_keys, &mut present);
-            targets.push(target);
+            let (name, given) = (resolved.name.clone(), resolved.given.clone());
+            // A bug of zhw's own on one target's data fails that target, not
+            // the sampling thread (whose death would stop the watchdog pings).
+            let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.sample(resolved, &mut live_keys, &mut present)
+            }));
+            targets.push(outcome.unwrap_or_else(|_| {
+                TargetReport::failed(
+                    name,
+                    given,
+                    None,
+                    TargetError {
+                        kind: "internal_error",
+                        message: "zhw failed reading this target (a bug, please report it)".into(),
+                        not_running: false,
+                    },
+                )
+            }));
         }
         // A process that is gone (or restarted) no longer needs its Sampler.
         self.samplers.retain(|key, _| live_keys.contains(key));
