@@ -129,6 +129,8 @@ fn busy_workers_status_and_long_requests(label: &str) {
     // Each long request is logged with its stack (once, then every --long-request).
     sidecar.wait_log(&[
         "long request: client1 pid",
+        "request: GET /hold/sleep?user=alice",
+        "request: GET /hold/cond?user=alice",
         "in hold_sleep",
         "in hold_cond",
         "still long request: client1",
@@ -420,6 +422,44 @@ impl Drop for Reap<'_> {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+#[test]
+fn serve_slow_clients_do_not_hold_up_others() {
+    let label = "pyenv-3.12.1";
+    let Some(env) = env_for(label, label, "serve slow clients") else {
+        return;
+    };
+    let server = waitress(&env, "2");
+    let pid = server.pid.to_string();
+    let sidecar = Sidecar::start(&[&pid, "--interval", "0.2"]);
+    let first = sidecar.wait_json("a sample", |d| stat(d, "idle_count") == Some(2));
+    let round = first["sidecar"]["round"].as_u64().unwrap_or(0);
+    // Clients that send half a request and then nothing, and one that never reads.
+    use std::io::Write;
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        let mut stream =
+            std::net::TcpStream::connect(("127.0.0.1", sidecar.port)).expect("connect");
+        stream
+            .write_all(b"GET /metrics HTTP/1.1\r\nHost: l")
+            .expect("send half");
+        stalled.push(stream);
+    }
+    let mut greedy = std::net::TcpStream::connect(("127.0.0.1", sidecar.port)).expect("connect");
+    for _ in 0..200 {
+        let _ = greedy.write_all(b"GET / HTTP/1.1\r\nHost: l\r\n\r\n");
+    }
+    // Everyone else is answered, and sampling goes on.
+    for path in ["/status", "/json", "/metrics", "/"] {
+        assert_eq!(sidecar.get(path).code, 200, "{path}");
+    }
+    sidecar.wait_json("sampling continuing", |d| {
+        d["sidecar"]["round"]
+            .as_u64()
+            .is_some_and(|r| r > round + 3)
+    });
+    drop(stalled);
 }
 
 #[test]
