@@ -76,11 +76,14 @@ fn update(path: &Path, report: &Report) -> Result<Remembered, String> {
         .truncate(false)
         .write(true)
         .mode(0o600)
-        .custom_flags(nix::libc::O_NOFOLLOW)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
         .open(&lock_path)
         .map_err(|e| format!("cannot open lock {}: {e}", lock_path.display()))?;
-    let _lock = Flock::lock(lock_file, FlockArg::LockExclusive)
-        .map_err(|(_, e)| format!("cannot lock {}: {e}", lock_path.display()))?;
+    if !lock_file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err(format!("lock {} is not a regular file", lock_path.display()));
+    }
+    let _lock = lock_within(lock_file, LOCK_WAIT)
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
 
     let mut warnings = Vec::new();
     let mut state = match read_state(path)? {
@@ -144,12 +147,47 @@ enum Parsed {
     Corrupt(String),
 }
 
+/// How long a check waits for another run's lock on the state file: the
+/// other run only reads and writes a small file, so a lock held longer is a
+/// stuck run, which must not stall every later check (NRPE runs them in turn).
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Take an exclusive lock, giving up after `wait`.
+fn lock_within(file: File, wait: std::time::Duration) -> Result<Flock<File>, String> {
+    let deadline = std::time::Instant::now() + wait;
+    let mut file = file;
+    loop {
+        match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+            Ok(lock) => return Ok(lock),
+            Err((back, nix::errno::Errno::EWOULDBLOCK)) => {
+                if std::time::Instant::now() >= deadline {
+                    return Err(format!(
+                        "another zhw has held it for over {}s",
+                        wait.as_secs_f64()
+                    ));
+                }
+                file = back;
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err((_, err)) => return Err(err.to_string()),
+        }
+    }
+}
+
 fn read_state(path: &Path) -> Result<Parsed, String> {
-    let mut file = match File::open(path) {
+    // O_NONBLOCK: a FIFO planted as the state file must not hang the check.
+    let opened = OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK)
+        .open(path);
+    let mut file = match opened {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Parsed::Missing),
         Err(e) => return Err(format!("cannot read: {e}")),
     };
+    if !file.metadata().is_ok_and(|m| m.is_file()) {
+        return Err("not a regular file".into());
+    }
     let mut text = String::new();
     if let Err(e) = (&mut file)
         .take(MAX_STATE_BYTES + 1)

@@ -376,3 +376,51 @@ fn elevated_runs_never_replace_system_files_with_state() {
     // The check itself still answers.
     assert_eq!(run.code, 0, "{}", run.stdout);
 }
+
+/// Regression (found by trying zhw with nasty inputs): a FIFO named as the
+/// profiles file or the state file, or a state file whose lock another run
+/// holds, hung the check past `-t`. `timeout 30` turns a hang into exit 124.
+#[test]
+fn fifos_and_held_locks_do_not_hang_the_check() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let fifo = dir.path().join("named.fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().expect("mkfifo");
+    assert!(made.success());
+    let snapshot = fixture("waitress-3.12-two-busy.json");
+    let bounded = |extra: &[&std::ffi::OsStr]| {
+        let mut command = Command::new("timeout");
+        command
+            .arg("30")
+            .arg(zhw_binary())
+            .args(["check", "-t", "2", "--replay"])
+            .args(extra)
+            .arg(&snapshot);
+        run_command(&mut command)
+    };
+    let run = bounded(&["--profiles".as_ref(), fifo.as_os_str()]);
+    assert_ne!(run.code, 124, "hung on a FIFO as profiles file");
+    assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
+    assert!(run.stdout.contains("is not a regular file"), "{}", run.stdout);
+
+    let run = bounded(&["--state-file".as_ref(), fifo.as_os_str()]);
+    assert_ne!(run.code, 124, "hung on a FIFO as state file");
+    assert!(run.stdout.contains("state file"), "{}", run.stdout);
+    assert!(run.stdout.contains("not a regular file"), "{}", run.stdout);
+
+    // Another run holding the state file's lock: this one goes on without memory.
+    let state = dir.path().join("state.json");
+    let lock = dir.path().join("state.json.lock");
+    std::fs::write(&lock, "").expect("lock file");
+    let mut holder = Command::new("flock")
+        .arg(&lock)
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("flock");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let run = bounded(&["--state-file".as_ref(), state.as_os_str()]);
+    let _ = holder.kill();
+    let _ = holder.wait();
+    assert_ne!(run.code, 124, "hung on a held lock");
+    assert_eq!(run.code, 0, "{}", run.stdout);
+    assert!(run.stdout.contains("another zhw has held it"), "{}", run.stdout);
+}

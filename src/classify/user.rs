@@ -79,7 +79,16 @@ pub fn load(path: Option<&Path>) -> Result<Vec<&'static Profile>, String> {
         None => (Path::new(SYSTEM_PROFILES), false),
     };
     let shown = path.display().to_string();
-    let mut file = match File::open(path) {
+    // O_NONBLOCK: a FIFO where the file should be must not hang the check
+    // (the type is checked on the open file below).
+    let opened = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(path)
+    };
+    let mut file: File = match opened {
         Ok(file) => file,
         Err(err) if !required && err.kind() == std::io::ErrorKind::NotFound => {
             return Ok(Vec::new());
