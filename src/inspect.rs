@@ -155,12 +155,39 @@ pub fn inspect(specs: &[TargetSpec], options: InspectOptions) -> Report {
             })
         })
         .collect();
+    let warnings = drop_repeated_processes(&mut targets);
     disambiguate_names(&mut targets);
     Report {
         system: SystemFacts::read(),
-        warnings: Vec::new(),
+        warnings,
         targets,
     }
+}
+
+/// One process named twice (by PID and by pidfile) is counted once: the
+/// later mention is dropped, with a warning that says so.
+fn drop_repeated_processes(targets: &mut Vec<TargetReport>) -> Vec<String> {
+    let mut warnings = Vec::new();
+    let mut first: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
+    targets.retain(|target| {
+        let Some(pid) = target.pid.filter(|_| target.inspection.is_some()) else {
+            return true;
+        };
+        match first.get(&pid) {
+            Some(earlier) => {
+                warnings.push(format!(
+                    "{} and {} are the same process (pid {pid}): counted once",
+                    earlier, target.target
+                ));
+                false
+            }
+            None => {
+                first.insert(pid, target.target.clone());
+                true
+            }
+        }
+    });
+    warnings
 }
 
 /// Inspect every source `samples` times, `interval` apart, within the

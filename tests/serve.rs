@@ -242,7 +242,10 @@ fn serve_match_and_unit_targets() {
         return;
     };
     let server = waitress(&env, "3");
+    let pid = server.pid.to_string();
     let sidecar = Sidecar::start(&[
+        // The same process by PID and by --match: read and reported once.
+        &pid,
         "--match",
         r"waitress_app\.py --threads 3$",
         "--unit",
@@ -273,6 +276,20 @@ fn serve_match_and_unit_targets() {
     );
     // zhw never matches itself, though its own command line matches.
     assert!(targets.iter().all(|t| t["pid"] != sidecar.pid()));
+    let metrics = sidecar.get("/metrics").body;
+    let up_lines = metrics
+        .lines()
+        .filter(|l| l.starts_with("zhw_target_up{"))
+        .count();
+    assert_eq!(up_lines, targets.len(), "one series per target: {metrics}");
+
+    // The check, too, counts a process named twice once.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let pidfile = dir.path().join("same.pid");
+    write_pidfile(&pidfile, server.pid);
+    let run = crate::support::zhw(&["check", &pid, pidfile.to_str().expect("utf-8")]);
+    assert_eq!(run.line(1), "Idle: 3\tBusy: 0", "{}", run.stdout);
+    assert!(run.stdout.contains("are the same process"), "{}", run.stdout);
 }
 
 #[test]

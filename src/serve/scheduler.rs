@@ -107,7 +107,15 @@ impl Scheduler {
         let mut live_keys = HashSet::new();
         let mut present = HashSet::new();
         let mut targets = Vec::new();
+        let mut seen_pids = HashSet::new();
         for resolved in self.resolve_all() {
+            // One process named twice (a PID and a --match that finds it):
+            // read and reported once, or its series would be doubled.
+            if let Ok(pid) = &resolved.pid
+                && !seen_pids.insert(*pid)
+            {
+                continue;
+            }
             let (name, given) = (resolved.name.clone(), resolved.given.clone());
             // A bug of zhw's own on one target's data fails that target, not
             // the sampling thread (whose death would stop the watchdog pings).
