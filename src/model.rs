@@ -160,6 +160,10 @@ pub struct ProcessFacts {
     /// process across runs (a restarted server has a new one).
     #[serde(default)]
     pub start_ticks: Option<u64>,
+    /// Stopped (SIGSTOP, job control, a debugger) when sampled: no worker
+    /// can serve a request until it is continued.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
 }
 
 /// How one sample was taken, for the curious and for benchmarks.

@@ -131,6 +131,22 @@ pub struct CheckPolicy {
     pub long_request_seconds: Option<f64>,
 }
 
+/// A stopped process (SIGSTOP, a debugger) serves nobody, whatever its
+/// threads were doing when it stopped: CRITICAL, so `/status` answers 503
+/// and a load balancer stops sending it requests.
+pub fn judge_stopped(verdict: TargetVerdict) -> TargetVerdict {
+    const STOPPED: &str = "process is stopped (SIGSTOP, job control or a debugger): no worker \
+                           can serve requests";
+    TargetVerdict {
+        status: Status::Critical,
+        not_running: false,
+        message: match verdict.status {
+            Status::Ok => STOPPED.to_string(),
+            _ => format!("{STOPPED}; {}", verdict.message),
+        },
+    }
+}
+
 /// Raise a target to WARNING when `long` workers have been on their current
 /// request longer than the limit; a worse status keeps its level and gains
 /// the note, so the operator sees both problems.
@@ -416,6 +432,11 @@ pub fn evaluate(report: &crate::report::Report, policy: &CheckPolicy) -> Evaluat
                     (a, b) => a.or(b),
                 };
                 let verdict = judge_pool(counts, &policy.thresholds, expected);
+                let verdict = if inspection.process.stopped {
+                    judge_stopped(verdict)
+                } else {
+                    verdict
+                };
                 let mut verdict = match policy.long_request_seconds {
                     Some(limit) => {
                         let long = inspection
@@ -507,6 +528,16 @@ mod tests {
 
     fn counts(busy: u64, idle: u64) -> Counts {
         Counts { busy, idle }
+    }
+
+    #[test]
+    fn a_stopped_process_is_critical() {
+        let verdict = judge_stopped(judge(counts(0, 4), &Thresholds::default()));
+        assert_eq!(verdict.status, Status::Critical);
+        assert!(verdict.message.starts_with("process is stopped"));
+        assert!(verdict.message.ends_with("no worker can serve requests"));
+        let busy = judge_stopped(judge(counts(4, 0), &Thresholds::default()));
+        assert!(busy.message.ends_with("; No more Zeo client available"));
     }
 
     #[test]

@@ -80,7 +80,10 @@ fn update(path: &Path, report: &Report) -> Result<Remembered, String> {
         .open(&lock_path)
         .map_err(|e| format!("cannot open lock {}: {e}", lock_path.display()))?;
     if !lock_file.metadata().is_ok_and(|m| m.is_file()) {
-        return Err(format!("lock {} is not a regular file", lock_path.display()));
+        return Err(format!(
+            "lock {} is not a regular file",
+            lock_path.display()
+        ));
     }
     let _lock = lock_within(lock_file, LOCK_WAIT)
         .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;

@@ -488,9 +488,21 @@ fn a_stopped_target_is_read_and_left_stopped() {
         "{}",
         run.stdout
     );
-    assert!(matches!(run.code, 0..=3), "{}", run.stderr);
+    // A stopped server serves nobody: CRITICAL (503 from zhw serve's /status).
+    assert!(
+        run.first_line()
+            .starts_with("CRITICAL - process is stopped (SIGSTOP, job control or a debugger)"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 3, "{}", run.stderr);
     let blocking = zhw(&["check", "-t", "5", "--blocking", &pid.to_string()]);
     assert!(matches!(blocking.code, 0..=3), "{}", blocking.stderr);
+    assert!(
+        !blocking.stdout.contains("waitpid"),
+        "no raw ptrace internals: {}",
+        blocking.stdout
+    );
     // A thread detached by ptrace passes through R on its way back into the
     // group stop; give the kernel a moment (bounded) before judging.
     let mut settled = state();

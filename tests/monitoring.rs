@@ -400,7 +400,11 @@ fn fifos_and_held_locks_do_not_hang_the_check() {
     let run = bounded(&["--profiles".as_ref(), fifo.as_os_str()]);
     assert_ne!(run.code, 124, "hung on a FIFO as profiles file");
     assert_eq!(run.code, 2, "{}{}", run.stdout, run.stderr);
-    assert!(run.stdout.contains("is not a regular file"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("is not a regular file"),
+        "{}",
+        run.stdout
+    );
 
     let run = bounded(&["--state-file".as_ref(), fifo.as_os_str()]);
     assert_ne!(run.code, 124, "hung on a FIFO as state file");
@@ -422,5 +426,9 @@ fn fifos_and_held_locks_do_not_hang_the_check() {
     let _ = holder.wait();
     assert_ne!(run.code, 124, "hung on a held lock");
     assert_eq!(run.code, 0, "{}", run.stdout);
-    assert!(run.stdout.contains("another zhw has held it"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("another zhw has held it"),
+        "{}",
+        run.stdout
+    );
 }

@@ -289,7 +289,11 @@ fn serve_match_and_unit_targets() {
     write_pidfile(&pidfile, server.pid);
     let run = crate::support::zhw(&["check", &pid, pidfile.to_str().expect("utf-8")]);
     assert_eq!(run.line(1), "Idle: 3\tBusy: 0", "{}", run.stdout);
-    assert!(run.stdout.contains("are the same process"), "{}", run.stdout);
+    assert!(
+        run.stdout.contains("are the same process"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

@@ -43,7 +43,9 @@ pub(crate) use permissions::status_field;
 pub use process_facts::start_ticks;
 
 use crate::classify::RequestLocation;
-use crate::model::{ElidedFrames, Frame, Local, SamplingFacts, Snapshot, ThreadSample};
+use crate::model::{
+    ElidedFrames, Frame, Local, ProcessFacts, SamplingFacts, Snapshot, ThreadSample,
+};
 use crate::redact::{MASK, Redactor};
 use frames::{WalkedFrame, Walker};
 use layout::Layout;
@@ -217,10 +219,11 @@ impl Sampler {
                 threads.len()
             ));
         }
-        if matches!(
+        let stopped = matches!(
             scheduler_state(&format!("/proc/{}/stat", self.pid)),
             Some('T') | Some('t')
-        ) {
+        );
+        if stopped {
             warnings.push(
                 "the process is stopped (SIGSTOP, job control or a debugger): no thread can run \
                  until it is continued"
@@ -238,7 +241,10 @@ impl Sampler {
             pid: self.pid,
             python_version: self.spy.version.to_string(),
             threads,
-            process: process_facts::read(self.pid),
+            process: ProcessFacts {
+                stopped,
+                ..process_facts::read(self.pid)
+            },
             sampling: SamplingFacts {
                 mode: if self.options.blocking {
                     "blocking".into()
@@ -712,6 +718,17 @@ fn permission_denied(pid: u32) -> AttachError {
 fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
     if !process_alive(pid) {
         return AttachError::Exited { pid };
+    }
+    if matches!(
+        scheduler_state(&format!("/proc/{pid}/stat")),
+        Some('T') | Some('t')
+    ) && err.to_string().contains("suspend")
+    {
+        return AttachError::Failed {
+            pid,
+            detail: "the process is stopped (SIGSTOP, job control or a debugger), so                      --blocking cannot pause it; read it without --blocking"
+                .into(),
+        };
     }
     let mut chain: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
     chain.dedup();

@@ -44,6 +44,7 @@ pub fn read(pid: u32) -> ProcessFacts {
         uptime_seconds,
         command: process.cmdline().ok().map(|args| args.join(" ")),
         start_ticks: stat.as_ref().map(|s| s.starttime),
+        stopped: false,
     }
 }
 
