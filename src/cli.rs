@@ -213,10 +213,18 @@ fn parse_milliseconds(text: &str) -> Result<Duration, String> {
     }
 }
 
+/// `zhw serve`'s durations: seconds, or a number with `ms` or `s` (`500ms`).
 fn parse_interval(text: &str) -> Result<f64, String> {
-    let seconds: f64 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
+        (ms, 0.001)
+    } else {
+        (text.strip_suffix('s').unwrap_or(text), 1.0)
+    };
+    let seconds: f64 = number
+        .trim()
+        .parse::<f64>()
+        .map(|value| value * scale)
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 1, 0.5, 500ms, 2s)"))?;
     if seconds.is_finite() && (0.01..=86_400.0).contains(&seconds) {
         Ok(seconds)
     } else {
@@ -808,6 +816,11 @@ mod tests {
         assert!(parse_milliseconds("0").is_err());
         assert!(parse_milliseconds("61s").is_err());
         assert!(parse_milliseconds("soon").is_err());
+        assert_eq!(parse_interval("500ms"), Ok(0.5));
+        assert_eq!(parse_interval("2s"), Ok(2.0));
+        assert_eq!(parse_interval("1.5"), Ok(1.5));
+        assert!(parse_interval("0").is_err());
+        assert!(parse_interval("later").is_err());
     }
 
     #[test]

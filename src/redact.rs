@@ -28,6 +28,8 @@ pub const DEFAULT_SECRET_NAMES: &[&str] = &[
     "signature",
     "cookie",
     "__ac",
+    "jwt",
+    "bearer",
 ];
 
 /// WSGI environ keys whose values zhw never reads, not even to redact them:
@@ -108,6 +110,40 @@ impl Redactor {
     }
 }
 
+/// Hide the password of every `scheme://user:password@host` in `text`
+/// (database URLs in locals, proxies in environs): `user:***@host`.
+pub fn userinfo(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("://") {
+        let (head, tail) = rest.split_at(start + 3);
+        out.push_str(head);
+        let authority_end = tail
+            .find(['/', '?', '#', ' ', '\'', '"'])
+            .unwrap_or(tail.len());
+        let authority = &tail[..authority_end];
+        match (authority.rfind('@'), authority.find(':')) {
+            (Some(at), Some(colon)) if colon < at => {
+                out.push_str(&authority[..=colon]);
+                out.push_str(MASK);
+                out.push_str(&authority[at..]);
+            }
+            _ => out.push_str(authority),
+        }
+        rest = &tail[authority_end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A Host header with credentials in it (`user:pw@host`) keeps only the host.
+pub fn host(host: &str) -> String {
+    match host.rfind('@') {
+        Some(at) => format!("{MASK}@{}", &host[at + 1..]),
+        None => host.to_string(),
+    }
+}
+
 /// Decode `%XX` escapes and `+` (lossily: the result is only compared).
 fn percent_decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -138,6 +174,18 @@ fn percent_decode(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn url_passwords_and_host_credentials() {
+        assert_eq!(
+            userinfo("postgresql://scott:tiger@db/prod and http://h/x"),
+            "postgresql://scott:***@db/prod and http://h/x"
+        );
+        assert_eq!(userinfo("http://user@h/"), "http://user@h/");
+        assert_eq!(userinfo("no url"), "no url");
+        assert_eq!(host("user:pw@example.org"), "***@example.org");
+        assert_eq!(host("example.org:80"), "example.org:80");
+    }
 
     #[test]
     fn query_parameters_by_name() {

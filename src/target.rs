@@ -144,13 +144,12 @@ impl Target {
             Target::InvalidPid(word) => Err(TargetError::InvalidPid { word: word.clone() }),
             Target::Unit(unit) => unit::main_pid(unit),
             Target::Pidfile(path) => {
-                let path = &path.to_string_lossy().into_owned();
                 let pid = read_pidfile(path)?;
                 if Path::new(&format!("/proc/{pid}")).exists() {
                     Ok(pid)
                 } else {
                     Err(TargetError::Stale {
-                        path: path.to_string(),
+                        path: path.to_string_lossy().into_owned(),
                         pid,
                     })
                 }
@@ -159,8 +158,10 @@ impl Target {
     }
 }
 
-fn read_pidfile(path: &str) -> Result<u32, TargetError> {
-    // Opened by the name as given (lossy only in messages).
+fn read_pidfile(file_name: &Path) -> Result<u32, TargetError> {
+    // Opened by the name as given, bytes and all (lossy only in messages).
+    let shown = file_name.to_string_lossy().into_owned();
+    let path = shown.as_str();
     let unreadable = |err: &std::io::Error| TargetError::PidfileUnreadable {
         path: path.into(),
         reason: io_reason(err),
@@ -170,7 +171,7 @@ fn read_pidfile(path: &str) -> Result<u32, TargetError> {
     let file = OpenOptions::new()
         .read(true)
         .custom_flags(nix::libc::O_NONBLOCK)
-        .open(path)
+        .open(file_name)
         .map_err(|err| match err.kind() {
             ErrorKind::NotFound => TargetError::PidfileMissing { path: path.into() },
             _ => unreadable(&err),
@@ -242,6 +243,18 @@ mod tests {
             parse("-1").resolve().map_err(|e| e.to_string()),
             Err("-1 is not a valid process id".into())
         );
+    }
+
+    #[test]
+    fn pidfile_names_need_not_be_utf8() {
+        use std::os::unix::ffi::OsStrExt;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let name = dir
+            .path()
+            .join(std::ffi::OsStr::from_bytes(b"\xff\xfeodd.pid"));
+        std::fs::write(&name, format!("{}\n", std::process::id())).expect("write");
+        let target = Target::parse(name.as_os_str());
+        assert_eq!(target.resolve(), Ok(std::process::id()));
     }
 
     #[test]

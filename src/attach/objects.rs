@@ -928,10 +928,11 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                     };
                     // `name=value` pairs anywhere (a QUERY_STRING value, a
                     // URL) get the query-string redaction too.
-                    if text.value.contains('=') {
-                        quote(out, prefix, &redactor.query(&text.value));
+                    let shown = crate::redact::userinfo(&text.value);
+                    if shown.contains('=') {
+                        quote(out, prefix, &redactor.query(&shown));
                     } else {
-                        quote(out, prefix, &text.value);
+                        quote(out, prefix, &shown);
                     }
                     if text.truncated {
                         let _ = write!(out, "…({} long)", text.length);
@@ -949,11 +950,24 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                     Ok((items, length)) => {
                         path.push(addr);
                         out.push(open);
+                        // `['--password', 'x']`, `('token', 'x')`: an item
+                        // after a secret-looking string is a secret's value.
+                        let mut after_secret = false;
                         for (i, item) in items.iter().enumerate() {
                             if i > 0 {
                                 out.push_str(", ");
                             }
-                            self.repr_into(out, *item, depth + 1, path, redactor);
+                            if after_secret {
+                                out.push_str(MASK);
+                            } else {
+                                self.repr_into(out, *item, depth + 1, path, redactor);
+                            }
+                            after_secret = self
+                                .object(*item)
+                                .ok()
+                                .filter(|o| matches!(o.kind, Kind::Str | Kind::Bytes))
+                                .and_then(|o| self.text(&o, self.limits.name_bytes).ok())
+                                .is_some_and(|t| redactor.is_secret(&t.value));
                         }
                         if length > items.len() {
                             let _ = write!(out, ", …{} more", length - items.len());
@@ -1712,6 +1726,27 @@ mod tests {
         assert_eq!(
             r.repr(odd, &Redactor::default()),
             "'a\\'b\\u{1b}]0;x\\u{7}'"
+        );
+    }
+
+    /// Regression (found by trying zhw with nasty inputs): `--locals`
+    /// showed `['--password', 'x']`, `('password', 'x')` and database URLs
+    /// with their passwords.
+    #[test]
+    fn secrets_in_sequences_and_urls_are_masked() {
+        let b = Builder::new(Layout::for_version(3, 12).expect("3.12"));
+        let r = Reader::new(&b.memory, &b.layout, Limits::default());
+        let argv = b.list(&[b.str("--password"), b.str("ARGV"), b.str("-v")]);
+        assert_eq!(
+            r.repr(argv, &Redactor::default()),
+            "['--password', ***, '-v']"
+        );
+        let pair = b.tuple(&[b.str("token"), b.str("PAIR")]);
+        assert_eq!(r.repr(pair, &Redactor::default()), "('token', ***)");
+        let dsn = b.str("postgresql://scott:DSN@db/prod");
+        assert_eq!(
+            r.repr(dsn, &Redactor::default()),
+            "'postgresql://scott:***@db/prod'"
         );
     }
 }

@@ -208,7 +208,7 @@ fn environ<P: ProcessMemory>(
         query: take(QUERY_STRING)
             .filter(|q| !q.is_empty())
             .map(|q| redactor.query(&q)),
-        host,
+        host: host.map(|h| crate::redact::host(&h)),
         user_agent: take(USER_AGENT),
         client,
         identity: Some(identity as u64),

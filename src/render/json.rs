@@ -92,8 +92,31 @@ fn write_document<W: Write>(
             })
             .collect(),
     };
-    serde_json::to_writer_pretty(&mut *out, &document).map_err(io_error)?;
+    let text = serde_json::to_string_pretty(&document).map_err(io_error)?;
+    out.write_all(escape_invisible(&text).as_bytes())?;
     writeln!(out)
+}
+
+/// serde_json leaves DEL, the C1 controls (U+0080–U+009F, among them the
+/// one-character CSI that starts terminal escape sequences), line separators
+/// and bidi overrides as raw characters: valid JSON, but `zhw check
+/// --format json | less` would pass what the target wrote to the terminal.
+/// They are written as `\uXXXX` escapes instead; outside strings a JSON
+/// document has only ASCII, so every one of them is inside a string.
+fn escape_invisible(text: &str) -> std::borrow::Cow<'_, str> {
+    let invisible = |c: char| matches!(c, '\u{7f}'..='\u{9f}' | '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.contains(invisible) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut escaped = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        if invisible(c) {
+            let _ = std::fmt::Write::write_fmt(&mut escaped, format_args!("\\u{:04x}", c as u32));
+        } else {
+            escaped.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(escaped)
 }
 
 /// Keep the kind of an I/O error that serde_json wrapped, so a closed pipe
@@ -102,5 +125,21 @@ pub fn io_error(err: serde_json::Error) -> io::Error {
     match err.io_error_kind() {
         Some(kind) => io::Error::new(kind, err),
         None => io::Error::other(err),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn invisible_characters_are_escaped_and_still_json() {
+        let value = serde_json::json!({"path": "/a\u{9b}31m\u{7f}\u{202e}b"});
+        let text = serde_json::to_string(&value).expect("json");
+        let escaped = escape_invisible(&text);
+        assert!(!escaped.contains('\u{9b}') && !escaped.contains('\u{7f}'));
+        assert!(escaped.contains("\\u009b"));
+        let back: serde_json::Value = serde_json::from_str(&escaped).expect("still JSON");
+        assert_eq!(back, value);
     }
 }

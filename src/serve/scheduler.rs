@@ -340,11 +340,16 @@ fn log_long_request(long: &LongRequest) {
         Some(name) => format!("thread {:?}", for_terminal(name)),
         None => format!("thread {:#x}", thread.thread_id),
     };
+    // `--match` targets are already named "pid N".
+    let pid = if long.target.starts_with("pid ") {
+        String::new()
+    } else {
+        format!(" pid {}", long.pid)
+    };
     let mut text = format!(
-        "{}long request: {} pid {} {who} busy for at least {seconds:.0}s{}",
+        "{}long request: {}{pid} {who} busy for at least {seconds:.0}s{}",
         if long.repeated { "still " } else { "" },
         for_terminal(&long.target),
-        long.pid,
         if thread.stuck {
             " (stuck on one line)"
         } else {
