@@ -384,11 +384,15 @@ pub fn main() -> ExitCode {
 /// usage errors too (clap's full message stays on stderr).
 fn usage_status_line(code: u8, message: &str) {
     let label = if code == 3 { "UNKNOWN" } else { "FAILURE" };
-    let first = message
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim_start_matches("error: ");
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let first = lines.next().unwrap_or("").trim_start_matches("error: ");
+    // "the following required arguments were not provided:" names them on
+    // the next line: a status line must say which.
+    let first = match (first.ends_with(':'), lines.next()) {
+        (true, Some(next)) => format!("{first} {next}"),
+        _ => first.to_string(),
+    };
+    let first = first.as_str();
     let mut out = io::stdout().lock();
     let _ = writeln!(
         out,

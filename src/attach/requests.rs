@@ -202,6 +202,14 @@ fn environ<P: ProcessMemory>(
                 .map(str::to_string)
         })
         .or_else(|| take(REMOTE_ADDR));
+    // Path parameters (`/cart;jsessionid=…`) are name=value pairs too.
+    let path = path.map(|p| {
+        if p.contains('=') {
+            redactor.query(&p)
+        } else {
+            p
+        }
+    });
     Ok(Some(RequestInfo {
         method: take(METHOD),
         path,
@@ -284,6 +292,27 @@ mod tests {
                 "{major}.{minor}"
             );
         }
+    }
+
+    /// Regression (found by trying zhw with nasty inputs): secrets in path
+    /// parameters and credentials in the Host header were shown.
+    #[test]
+    fn path_parameters_and_host_credentials_are_masked() {
+        let b = Builder::new(Layout::for_version(3, 12).expect("layout"));
+        let r = Reader::new(&b.memory, &b.layout, Limits::default());
+        let env = environ_dict(
+            &b,
+            &[
+                ("REQUEST_METHOD", "GET"),
+                ("PATH_INFO", "/cart;jsessionid=JSESS/x"),
+                ("HTTP_HOST", "user:HOSTPW@example.org"),
+            ],
+        );
+        let info = read(&r, env, None, &Redactor::default())
+            .expect("read")
+            .expect("an environ");
+        assert_eq!(info.path.as_deref(), Some("/cart;jsessionid=***"));
+        assert_eq!(info.host.as_deref(), Some("***@example.org"));
     }
 
     #[test]
