@@ -170,7 +170,11 @@ fn drop_repeated_processes(targets: &mut Vec<TargetReport>) -> Vec<String> {
     let mut warnings = Vec::new();
     let mut first: std::collections::HashMap<u32, String> = std::collections::HashMap::new();
     targets.retain(|target| {
-        let Some(pid) = target.pid.filter(|_| target.inspection.is_some()) else {
+        // Recordings (replays) are not processes: two may share a PID.
+        let Some(pid) = target
+            .pid
+            .filter(|_| target.live && target.inspection.is_some())
+        else {
             return true;
         };
         match first.get(&pid) {
