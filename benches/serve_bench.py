@@ -7,6 +7,9 @@
 Parts:
   cost   zhw CPU time per sample and sidecar RSS for one target with 8, 64 and
          512 parked threads (benches/target.py), sampled every 50 ms for --seconds.
+         The parked threads wait in application code, so the generic profile
+         calls them all busy and zhw reads a request for each: a worst case
+         (--serve-arg=--no-requests shows the cost without that).
   ten    CPU share of a core at the default 1 s interval with 10 targets of
          16 threads each, over --ten-seconds.
   soak   --soak-samples rounds at a 10 ms interval on a 64-thread target:
@@ -67,9 +70,12 @@ def free_port():
     return port
 
 
+EXTRA = []  # --serve-arg values
+
+
 def serve(pids, interval):
     port = free_port()
-    proc = start([ZHW, "serve"] + [str(p) for p in pids] +
+    proc = start([ZHW, "serve"] + [str(p) for p in pids] + EXTRA +
                  ["--interval", str(interval), "--listen", "127.0.0.1:%d" % port],
                  stderr=subprocess.DEVNULL)
     deadline = time.time() + 30
@@ -196,11 +202,15 @@ def main():
     parser.add_argument("--seconds", type=int, default=20)
     parser.add_argument("--ten-seconds", type=int, default=60)
     parser.add_argument("--soak-samples", type=int, default=10000)
+    parser.add_argument("--serve-arg", action="append", default=[],
+                        help="extra argument for zhw serve (repeat), e.g. --serve-arg=--no-requests")
     args = parser.parse_args()
+    EXTRA.extend(args.serve_arg)
     if not os.path.exists(ZHW):
         subprocess.check_call(["cargo", "build", "--release", "--locked"], cwd=REPO)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
-    print("zhw serve benchmark: target %s, %d cores" % (args.python, os.cpu_count()))
+    print("zhw serve benchmark: target %s, %d cores, extra serve arguments: %s"
+          % (args.python, os.cpu_count(), " ".join(EXTRA) or "none"))
     try:
         for part in args.parts.split(","):
             {"cost": part_cost, "ten": part_ten, "soak": part_soak, "load": part_load}[part](args)

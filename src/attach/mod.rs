@@ -420,8 +420,12 @@ impl Sampler {
     fn read_validated(&mut self) -> Result<(Pass, HashSet<u64>, u32), AttachError> {
         let mut previous: Option<Vec<StackTrace>> = None;
         let mut reads = 0;
+        // The view taken right after one read is also the view before the next.
+        let mut next_before: Option<TaskList> = None;
         loop {
-            let before = TaskList::read(self.pid);
+            let before = next_before
+                .take()
+                .unwrap_or_else(|| TaskList::read(self.pid));
             self.offer_unchanged_stacks(&before);
             let traces = self.read_once()?;
             let pass = self.finish_pass(traces);
@@ -448,6 +452,7 @@ impl Sampler {
             if consistent.len() == pass.traces.len() || reads >= MAX_READS {
                 return Ok((pass, consistent, reads));
             }
+            next_before = Some(pass.tasks.clone());
             previous = Some(pass.traces);
         }
     }

@@ -32,7 +32,7 @@ pub struct SchedMark {
 }
 
 /// The scheduler's view of every thread of a process at one moment.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct TaskList {
     pid: u32,
     marks: HashMap<u32, SchedMark>,
@@ -48,22 +48,27 @@ impl TaskList {
         let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
             return TaskList::default();
         };
-        let marks = entries
-            .filter_map(|entry| {
-                let tid: u32 = entry.ok()?.file_name().to_str()?.parse().ok()?;
-                let stat = fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-                let runs = fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat"))
-                    .ok()
-                    .and_then(|text| parse_schedstat(&text));
-                Some((
-                    tid,
-                    SchedMark {
-                        runnable: scheduler_state(&stat)? == 'R',
-                        runs,
-                    },
-                ))
-            })
-            .collect();
+        // Two small files per thread, several times per sample: read into
+        // one reused buffer instead of allocating a String each time.
+        let mut buffer = [0u8; 1024];
+        let mut marks = HashMap::new();
+        for entry in entries {
+            let Some(tid) = entry
+                .ok()
+                .and_then(|e| e.file_name().to_str()?.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let Some(runnable) = read_small(&format!("/proc/{pid}/task/{tid}/stat"), &mut buffer)
+                .and_then(scheduler_state)
+                .map(|state| state == 'R')
+            else {
+                continue;
+            };
+            let runs = read_small(&format!("/proc/{pid}/task/{tid}/schedstat"), &mut buffer)
+                .and_then(parse_schedstat);
+            marks.insert(tid, SchedMark { runnable, runs });
+        }
         TaskList {
             pid,
             marks,
@@ -133,6 +138,22 @@ impl TaskList {
             _ => false,
         }
     }
+}
+
+/// A small /proc file as text, read into `buffer` (at most its size: a
+/// stat line is far shorter); `None` if it cannot be read.
+fn read_small<'a>(path: &str, buffer: &'a mut [u8]) -> Option<&'a str> {
+    use std::io::Read;
+    let mut file = fs::File::open(path).ok()?;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    std::str::from_utf8(&buffer[..filled]).ok()
 }
 
 fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
