@@ -160,6 +160,10 @@ impl Sampler {
     pub fn sample(&mut self) -> Result<Snapshot, AttachError> {
         let started = Instant::now();
         let (pass, consistent, reads) = if self.options.blocking {
+            // ptrace cannot pause what is already stopped; say so up front.
+            if process_is_stopped(self.pid) {
+                return Err(stopped_for_blocking(self.pid));
+            }
             let traces = self.read_once()?;
             (self.finish_pass(traces), None, 1)
         } else {
@@ -720,20 +724,33 @@ fn permission_denied(pid: u32) -> AttachError {
 
 /// Turn py-spy's error chain into the precise reason, checking the process
 /// itself rather than trusting the message: is it gone, refused, or not Python?
+fn process_is_stopped(pid: u32) -> bool {
+    matches!(
+        scheduler_state(&format!("/proc/{pid}/stat")),
+        Some('T') | Some('t')
+    )
+}
+
+fn stopped_for_blocking(pid: u32) -> AttachError {
+    AttachError::Failed {
+        pid,
+        detail: "the process is stopped (SIGSTOP, job control or a debugger), so --blocking \
+                 cannot pause it; read it without --blocking"
+            .into(),
+    }
+}
+
 fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
     if !process_alive(pid) {
         return AttachError::Exited { pid };
     }
-    if matches!(
-        scheduler_state(&format!("/proc/{pid}/stat")),
-        Some('T') | Some('t')
-    ) && err.to_string().contains("suspend")
+    // The state may already have flickered back from T while ptrace let go:
+    // the reader's own words tell a stop it met, too.
+    let described = format!("{err:#}");
+    if described.contains("PtraceEvent")
+        || (process_is_stopped(pid) && described.contains("suspend"))
     {
-        return AttachError::Failed {
-            pid,
-            detail: "the process is stopped (SIGSTOP, job control or a debugger), so                      --blocking cannot pause it; read it without --blocking"
-                .into(),
-        };
+        return stopped_for_blocking(pid);
     }
     let mut chain: Vec<String> = err.chain().map(|cause| cause.to_string()).collect();
     chain.dedup();
