@@ -194,41 +194,39 @@ pub struct ServeArgs {
 
 /// `--interval` of `zhw check`: milliseconds, or a number with `ms` or `s`.
 fn parse_milliseconds(text: &str) -> Result<Duration, String> {
+    seconds_with_unit(text, 0.001)
+        .filter(|s| (0.001..=60.0).contains(s))
+        .map(Duration::from_secs_f64)
+        .ok_or_else(|| duration_error(text, "500, 500ms, 2s", "1ms and 60s"))
+}
+
+/// `zhw serve`'s durations: seconds, or a number with `ms` or `s` (`500ms`).
+fn parse_interval(text: &str) -> Result<f64, String> {
+    seconds_with_unit(text, 1.0)
+        .filter(|s| (0.01..=86_400.0).contains(s))
+        .ok_or_else(|| duration_error(text, "1, 0.5, 500ms, 2s", "0.01 and 86400 seconds"))
+}
+
+/// A duration in seconds from `500ms`, `2s`, or a bare number counted in
+/// units of `bare_scale` seconds; `None` if it is not a finite number.
+fn seconds_with_unit(text: &str, bare_scale: f64) -> Option<f64> {
     let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
         (ms, 0.001)
     } else if let Some(s) = text.strip_suffix('s') {
         (s, 1.0)
     } else {
-        (text, 0.001)
+        (text, bare_scale)
     };
-    let value: f64 = number
-        .trim()
-        .parse()
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 500, 500ms, 2s)"))?;
-    let seconds = value * scale;
-    if seconds.is_finite() && (0.001..=60.0).contains(&seconds) {
-        Ok(Duration::from_secs_f64(seconds))
-    } else {
-        Err("must be between 1ms and 60s".into())
-    }
+    let seconds = number.trim().parse::<f64>().ok()? * scale;
+    seconds.is_finite().then_some(seconds)
 }
 
-/// `zhw serve`'s durations: seconds, or a number with `ms` or `s` (`500ms`).
-fn parse_interval(text: &str) -> Result<f64, String> {
-    let (number, scale) = if let Some(ms) = text.strip_suffix("ms") {
-        (ms, 0.001)
+/// Why a duration was refused: not a number at all, or out of range.
+fn duration_error(text: &str, examples: &str, range: &str) -> String {
+    if seconds_with_unit(text, 1.0).is_none() {
+        format!("{text:?} is not a duration (e.g. {examples})")
     } else {
-        (text.strip_suffix('s').unwrap_or(text), 1.0)
-    };
-    let seconds: f64 = number
-        .trim()
-        .parse::<f64>()
-        .map(|value| value * scale)
-        .map_err(|_| format!("{text:?} is not a duration (e.g. 1, 0.5, 500ms, 2s)"))?;
-    if seconds.is_finite() && (0.01..=86_400.0).contains(&seconds) {
-        Ok(seconds)
-    } else {
-        Err("must be between 0.01 and 86400 seconds".into())
+        format!("must be between {range}")
     }
 }
 

@@ -314,11 +314,10 @@ impl Scheduler {
                 "WARNING" => Level::Warning,
                 _ => Level::Error,
             };
-            // `--match` targets are already named "pid N".
-            let pid = match target.pid {
-                Some(p) if !target.name.starts_with("pid ") => format!(" pid {p}"),
-                _ => String::new(),
-            };
+            let pid = target
+                .pid
+                .map(|p| pid_suffix(&target.name, p))
+                .unwrap_or_default();
             journal::log(
                 level,
                 &format!(
@@ -331,6 +330,16 @@ impl Scheduler {
     }
 }
 
+/// ` pid N` after a target's name in a log line, unless the name already is
+/// `pid N` (`--match` targets).
+fn pid_suffix(name: &str, pid: u32) -> String {
+    if name.starts_with("pid ") {
+        String::new()
+    } else {
+        format!(" pid {pid}")
+    }
+}
+
 /// One long-request entry: a summary line, then the request and the stack
 /// (most recent call last), as Products.LongRequestLogger wrote them.
 fn log_long_request(long: &LongRequest) {
@@ -340,12 +349,7 @@ fn log_long_request(long: &LongRequest) {
         Some(name) => format!("thread {:?}", for_terminal(name)),
         None => format!("thread {:#x}", thread.thread_id),
     };
-    // `--match` targets are already named "pid N".
-    let pid = if long.target.starts_with("pid ") {
-        String::new()
-    } else {
-        format!(" pid {}", long.pid)
-    };
+    let pid = pid_suffix(&long.target, long.pid);
     let mut text = format!(
         "{}long request: {}{pid} {who} busy for at least {seconds:.0}s{}",
         if long.repeated { "still " } else { "" },
