@@ -40,6 +40,13 @@ pub struct ThreadSample {
     pub on_cpu: Option<bool>,
     /// Whether this thread held the GIL when sampled.
     pub holds_gil: bool,
+    /// Running, waiting for the GIL, or blocked — the OS and interpreter
+    /// view, decided in `attach::activity`; `None` in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity: Option<Activity>,
+    /// The activity in words: "waiting for the GIL", "sleeping (clock_nanosleep)".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub activity_detail: Option<String>,
     /// True for the process's main thread.
     pub is_main: bool,
     /// True when two consecutive reads of this stack agreed (see docs/explanation/sampling.md).
@@ -61,6 +68,20 @@ pub struct ThreadSample {
     /// (WSGI `environ` or ZPublisher request); `None` when none was found.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub request: Option<RequestInfo>,
+}
+
+/// What a thread is doing at the OS level when sampled. Not busy or idle:
+/// a worker blocked on a lock inside a request is busy but `Waiting`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Activity {
+    /// On a CPU, runnable, holding the GIL, or waiting only for the GIL:
+    /// the thread wants to run Python.
+    Active,
+    /// Blocked: asleep, on a lock or condition, on I/O.
+    Waiting,
+    /// The whole process is stopped (SIGSTOP, a debugger): nothing runs.
+    Stopped,
 }
 
 /// What a busy worker is serving, as read out of the target. Every value is

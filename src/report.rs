@@ -8,7 +8,9 @@
 use serde::Serialize;
 
 use crate::classify::{Classification, Role, State};
-use crate::model::{ElidedFrames, Frame, ProcessFacts, RequestInfo, SamplingFacts, Snapshot};
+use crate::model::{
+    Activity, ElidedFrames, Frame, ProcessFacts, RequestInfo, SamplingFacts, Snapshot,
+};
 use crate::policy::Counts;
 
 /// Version of the JSON document layout (docs/reference/json.md).
@@ -165,6 +167,13 @@ pub struct ThreadReport {
     pub cpu: Option<Cpu>,
     /// Held the GIL when sampled.
     pub holds_gil: bool,
+    /// Active (running, or waiting only for the GIL), waiting (asleep, on
+    /// a lock, on I/O) or stopped; `null` where unknown. What the OS and
+    /// the interpreter say, apart from busy/idle (a busy worker blocked on
+    /// a lock is `waiting`).
+    pub activity: Option<Activity>,
+    /// The activity in words ("waiting for the GIL", "sleeping (clock_nanosleep)").
+    pub activity_detail: Option<String>,
     /// The process's main thread.
     pub is_main: bool,
     /// Two reads of the stack agreed.
@@ -189,6 +198,40 @@ pub struct ThreadReport {
     /// busy (several samples needed).
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub stuck: bool,
+}
+
+impl ThreadReport {
+    /// The short words shown beside a thread in text and HTML: its activity
+    /// ("active: waiting for the GIL", "sleeping (clock_nanosleep)",
+    /// "waiting on a lock or condition", "stopped"), or, in recordings made before activity was read, the
+    /// scheduler's view; then "main". A dump's header line says "active"
+    /// exactly for the threads that want the CPU.
+    pub fn flags(&self) -> Vec<String> {
+        let mut flags = Vec::new();
+        match (self.activity, &self.activity_detail) {
+            (Some(Activity::Stopped), _) => flags.push("stopped".to_string()),
+            (Some(Activity::Active), Some(detail)) => flags.push(format!("active: {detail}")),
+            (Some(Activity::Active), None) => flags.push("active".to_string()),
+            // A wait's words start with what it does ("sleeping (…)", "waiting for I/O (…)").
+            (Some(Activity::Waiting), detail) => {
+                flags.push(detail.clone().unwrap_or_else(|| "waiting".to_string()))
+            }
+            (None, _) => {
+                match self.cpu {
+                    Some(Cpu::Running) => flags.push("on CPU".to_string()),
+                    Some(Cpu::Waiting) => flags.push("waiting".to_string()),
+                    None => {}
+                }
+                if self.holds_gil {
+                    flags.push("holds GIL".to_string());
+                }
+            }
+        }
+        if self.is_main {
+            flags.push("main".to_string());
+        }
+        flags
+    }
 }
 
 impl TargetReport {
@@ -216,6 +259,8 @@ impl TargetReport {
                     .on_cpu
                     .map(|on| if on { Cpu::Running } else { Cpu::Waiting }),
                 holds_gil: thread.holds_gil,
+                activity: thread.activity,
+                activity_detail: thread.activity_detail,
                 is_main: thread.is_main,
                 stack_consistent: thread.stack_consistent,
                 frames: thread.frames,
@@ -391,6 +436,8 @@ mod tests {
             name: None,
             on_cpu: None,
             holds_gil: false,
+            activity: None,
+            activity_detail: None,
             is_main: false,
             stack_consistent: true,
             frames,

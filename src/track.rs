@@ -199,6 +199,8 @@ mod tests {
                 name: None,
                 on_cpu: None,
                 holds_gil: false,
+                activity: None,
+                activity_detail: None,
                 is_main: false,
                 stack_consistent: true,
                 frames: w.map(|(_, line)| vec![frame(line)]).unwrap_or_default(),

@@ -496,6 +496,14 @@ fn a_stopped_target_is_read_and_left_stopped() {
         run.stdout
     );
     assert_eq!(run.code, 3, "{}", run.stderr);
+    // Case 15: every thread is shown stopped, none active or busy-on-CPU.
+    let dump = zhw(&["dump", "--format", "json", &pid.to_string()]);
+    let threads = dump.json()["targets"][0]["threads"].clone();
+    let threads = threads.as_array().expect("threads");
+    assert!(!threads.is_empty(), "{}", dump.stdout);
+    for thread in threads {
+        assert_eq!(thread["activity"], "stopped", "{thread}");
+    }
     let blocking = zhw(&["check", "-t", "5", "--blocking", &pid.to_string()]);
     assert!(matches!(blocking.code, 0..=3), "{}", blocking.stderr);
     assert!(

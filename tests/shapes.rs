@@ -145,6 +145,16 @@ fn forked_child(label: &str) {
         threads[0]["frames"][0]["function"], "child_serve",
         "{label}"
     );
+    // Case 20: the one real thread sleeps; it is not "active".
+    assert_eq!(threads[0]["activity"], "waiting", "{label}: {}", threads[0]);
+    assert!(
+        doc["targets"][0]["warnings"]
+            .to_string()
+            .contains("left behind by fork")
+            || label != "pyenv-2.7.18",
+        "{label}: {}",
+        doc["targets"][0]["warnings"]
+    );
 }
 
 struct KillOnDrop(String);
@@ -280,6 +290,112 @@ on_every_interpreter! { thread_states:
     thread_states_on_pyenv_3_12 => "pyenv-3.12.1",
     thread_states_on_pyenv_3_13 => "pyenv-3.13.0",
     thread_states_on_debian_3_11 => "debian-3.11",
+}
+
+// ---------------------------------------------------------------------------
+// Activity: running, waiting for the GIL, or blocked (shared cases 01, 03, 19).
+
+/// Samples of activity.py per interpreter: every one must give the same answer.
+const ACTIVITY_SAMPLES: usize = 8;
+
+/// The thread called `name` (activity.py names all of them, 2.7 too).
+fn named<'a>(threads: &'a [Value], name: &str) -> &'a Value {
+    threads
+        .iter()
+        .find(|t| t["name"] == name)
+        .unwrap_or_else(|| panic!("no thread named {name}: {threads:?}"))
+}
+
+/// Threads that want the CPU are `active` in every sample (spinners are on
+/// a CPU or waiting for the GIL, never "idle" as the OS's futex wait would
+/// suggest), blocked ones `waiting` with what they wait in, and the check
+/// counts the same workers busy every time: the generic profile calls the
+/// threads blocked in their own top-level function idle, and the pool
+/// worker blocked inside a job busy.
+fn activity(label: &str) {
+    let Some(python) = interpreter(label, "thread activity") else {
+        return;
+    };
+    let server = Server::start(&python, &script("activity.py"), &[]);
+    let pid = server.pid.to_string();
+    record(&format!("EXERCISED thread activity on {label}"));
+    let mut gil_waits = 0;
+    for sample in 1..=ACTIVITY_SAMPLES {
+        let run = zhw(&["check", "--format", "json", &pid]);
+        assert_eq!(
+            run.code, 1,
+            "{label} sample {sample}: {}{}",
+            run.stdout, run.stderr
+        );
+        let doc = run.json();
+        let stats = &doc["targets"][0]["stats"];
+        assert_eq!(
+            (&stats["busy_count"], &stats["idle_count"]),
+            (&Value::from(4), &Value::from(4)),
+            "{label} sample {sample}: {doc:#}"
+        );
+        let threads = threads_of(&doc);
+        for name in ["spinner-0", "spinner-1", "hog"] {
+            let thread = named(&threads, name);
+            assert_eq!(
+                thread["activity"], "active",
+                "{label} sample {sample}: {thread}"
+            );
+            assert_eq!(thread["state"], "busy", "{label} sample {sample}: {thread}");
+            gil_waits += usize::from(thread["activity_detail"] == "waiting for the GIL");
+        }
+        for (name, state, waits_in) in [
+            ("nap", "idle", "sleeping ("),
+            ("lock-waiter", "idle", "waiting on a lock or condition"),
+            ("socket-reader", "idle", "waiting for I/O (recvfrom)"),
+            ("pool-idle", "idle", "waiting on a lock or condition"),
+            ("pool-io", "busy", "waiting for I/O (recvfrom)"),
+        ] {
+            let thread = named(&threads, name);
+            assert_eq!(
+                thread["activity"], "waiting",
+                "{label} sample {sample}: {thread}"
+            );
+            let detail = thread["activity_detail"].as_str().unwrap_or("");
+            assert!(
+                detail.starts_with(waits_in),
+                "{label} sample {sample}: {thread}"
+            );
+            assert_eq!(thread["state"], state, "{label} sample {sample}: {thread}");
+        }
+        assert_eq!(named(&threads, "MainThread")["role"], "service", "{label}");
+    }
+    // The hog keeps the GIL for long stretches: the spinners must have been
+    // seen waiting for it (not merely on a CPU), or GIL waits go untested.
+    assert!(
+        gil_waits > 0,
+        "{label}: no thread was ever seen waiting for the GIL in {ACTIVITY_SAMPLES} samples"
+    );
+    // The dump's header lines say "active" exactly for those three.
+    let dump = zhw(&["dump", &pid]);
+    let active: Vec<&str> = dump
+        .stdout
+        .lines()
+        .filter(|line| line.starts_with("Thread ") && line.contains("[active"))
+        .collect();
+    assert!(
+        (3..=4).contains(&active.len()),
+        "{label}: {active:?}\n{}",
+        dump.stdout
+    );
+}
+
+on_every_interpreter! { activity:
+    activity_on_pyenv_2_7 => "pyenv-2.7.18",
+    activity_on_pyenv_3_6 => "pyenv-3.6.15",
+    activity_on_pyenv_3_7 => "pyenv-3.7.16",
+    activity_on_pyenv_3_8 => "pyenv-3.8.18",
+    activity_on_pyenv_3_9 => "pyenv-3.9.18",
+    activity_on_pyenv_3_10 => "pyenv-3.10.13",
+    activity_on_pyenv_3_11 => "pyenv-3.11.7",
+    activity_on_pyenv_3_12 => "pyenv-3.12.1",
+    activity_on_pyenv_3_13 => "pyenv-3.13.0",
+    activity_on_debian_3_11 => "debian-3.11",
 }
 
 // ---------------------------------------------------------------------------
@@ -469,7 +585,10 @@ fn deep_stack(label: &str) {
     let doc = run.json();
     let threads = threads_of(&doc);
     assert_eq!(threads.len(), 3, "{label}: {threads:?}");
-    thread_in(&threads, "shallow_worker");
+    // Case 06: the shallow thread sleeps in its own function: idle.
+    let shallow = thread_in(&threads, "shallow_worker");
+    assert_eq!(shallow["state"], "idle", "{label}: {shallow}");
+    assert_eq!(shallow["activity"], "waiting", "{label}: {shallow}");
     let deep = thread_in(&threads, "descend");
     let frames = deep["frames"].as_array().expect("frames");
     assert_eq!(frames.len(), KEPT, "{label}");
@@ -603,9 +722,15 @@ fn many_threads(label: &str) {
     assert_eq!(parked, MANY, "{label}");
     let busy = thread_in(&threads, "busy_worker");
     assert!(innermost(busy).ends_with("busy_worker"), "{label}: {busy}");
-    // generic profile: every thread but the main one is a worker
+    // generic profile: every thread but the main one is a worker; the
+    // parked ones wait in their own top-level function (idle), as case 07
+    // expects, and the spinner is busy.
     assert_eq!(target["stats"]["total_threads"], MANY + 1, "{label}");
-    assert_eq!(target["stats"]["busy_count"], MANY + 1, "{label}");
+    assert_eq!(target["stats"]["busy_count"], 1, "{label}");
+    assert_eq!(target["stats"]["idle_count"], MANY, "{label}");
+    assert_eq!(busy["state"], "busy", "{label}: {busy}");
+    assert_eq!(busy["activity"], "active", "{label}: {busy}");
+    assert_eq!(doc["status"], "OK", "{label}: {}", doc["message"]);
     if label != "pyenv-2.7.18" {
         for i in [0, MANY / 2, MANY - 1] {
             let name = format!("parked-{i}");

@@ -46,6 +46,16 @@ fn names(label: &str) {
         .find(|t| t["name"] == "MainThread")
         .expect("main");
     assert_eq!(main["is_main"], true, "{label}");
+    // Case 11: every thread waits on one Event: none is active, none busy.
+    // Tolerance: 2.7's Event.wait(timeout) polls, sleeping up to 50 ms
+    // between looks, so a sample may catch a thread on a CPU for a moment.
+    for thread in threads {
+        let polling = label == "pyenv-2.7.18" && thread["activity_detail"] == "on CPU";
+        if !polling {
+            assert_eq!(thread["activity"], "waiting", "{label}: {thread}");
+            assert_eq!(thread["state"], "idle", "{label}: {thread}");
+        }
+    }
     assert_eq!(
         doc["targets"][0]["warnings"].as_array().map(Vec::len),
         Some(0),

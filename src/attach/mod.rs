@@ -18,6 +18,7 @@
 //! each serves and, with `--locals`, their frames' local variables
 //! ([`Sampler::read_details`]). Nothing else in zhw touches the target.
 
+mod activity;
 mod error;
 mod frames;
 mod layout;
@@ -28,7 +29,7 @@ mod permissions;
 mod process_facts;
 mod requests;
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs;
 use std::io::ErrorKind;
 use std::path::Path;
@@ -44,14 +45,15 @@ pub use process_facts::start_ticks;
 
 use crate::classify::RequestLocation;
 use crate::model::{
-    ElidedFrames, Frame, Local, ProcessFacts, SamplingFacts, Snapshot, ThreadSample,
+    Activity, ElidedFrames, Frame, Local, ProcessFacts, SamplingFacts, Snapshot, ThreadSample,
 };
 use crate::redact::{MASK, Redactor};
+use activity::{GilLocation, Observed, Wait};
 use frames::{WalkedFrame, Walker};
 use layout::Layout;
 use names::NameCache;
 use objects::{Limits, ReadError, Reader};
-use os_threads::TaskList;
+use os_threads::{SchedMark, TaskList};
 
 /// Upper bound on full reads of the thread list in one validated sample.
 pub const MAX_READS: u32 = 4;
@@ -109,6 +111,13 @@ pub struct Sampler {
     /// The last read of the thread list, with the scheduler's view taken
     /// just before it: a thread that has not run since keeps that stack.
     last_read: Option<LastRead>,
+    /// Where the target's GIL lives (to tell a GIL wait from a lock wait).
+    gil: GilLocation,
+    /// Each blocked thread's activity, by kernel tid, with the scheduler
+    /// counters seen before its `syscall` file was read: a thread whose
+    /// counters have not moved since has not run, so it sits in the same
+    /// system call and the file need not be read again.
+    waits: HashMap<u32, (SchedMark, Activity, String)>,
 }
 
 /// One read of the thread list and the scheduler's view just before it.
@@ -141,6 +150,7 @@ impl Sampler {
         }
         // zhw reads each thread's scheduler state itself (TaskList).
         spy.skip_thread_activity = true;
+        let gil = GilLocation::of(&spy);
         Ok(Sampler {
             pid,
             spy,
@@ -148,6 +158,8 @@ impl Sampler {
             layout,
             names: NameCache::default(),
             last_read: None,
+            gil,
+            waits: HashMap::new(),
         })
     }
 
@@ -183,6 +195,8 @@ impl Sampler {
                 name: trace.thread_name.clone(),
                 on_cpu: os_thread_id.and_then(|tid| pass.tasks.runnable(tid)),
                 holds_gil: trace.owns_gil,
+                activity: None,
+                activity_detail: None,
                 is_main: os_thread_id == Some(self.pid),
                 stack_consistent: consistent
                     .as_ref()
@@ -223,10 +237,8 @@ impl Sampler {
                 threads.len()
             ));
         }
-        let stopped = matches!(
-            scheduler_state(&format!("/proc/{}/stat", self.pid)),
-            Some('T') | Some('t')
-        );
+        let stopped = process_is_stopped(self.pid);
+        self.read_activity(&mut threads, &pass.tasks, stopped);
         if stopped {
             warnings.push(
                 "the process is stopped (SIGSTOP, job control or a debugger): no thread can run \
@@ -261,6 +273,72 @@ impl Sampler {
             },
             warnings,
         })
+    }
+
+    /// Decide each thread's activity (running, waiting for the GIL, or
+    /// blocked, and on what) from the scheduler view taken right after the
+    /// read, the GIL holder, and — for threads not runnable — the system
+    /// call each sits in. A thread with no known kernel tid gets none,
+    /// unless the GIL or a stopped process tells.
+    fn read_activity(&mut self, threads: &mut [ThreadSample], tasks: &TaskList, stopped: bool) {
+        let gil = self.gil.ranges(&self.spy.process);
+        let mut buffer = [0u8; 256];
+        let mut waits = HashMap::with_capacity(self.waits.len());
+        for thread in threads.iter_mut() {
+            let tid = thread.os_thread_id;
+            let mark = tid.and_then(|tid| tasks.mark(tid));
+            let decided = match (tid, mark) {
+                _ if stopped || thread.holds_gil => Some(activity::decide(
+                    Observed {
+                        process_stopped: stopped,
+                        holds_gil: thread.holds_gil,
+                        runnable: thread.on_cpu == Some(true),
+                        wait: Wait::Unknown,
+                    },
+                    &gil,
+                )),
+                (Some(_), Some(mark)) if mark.runnable => Some(activity::decide(
+                    Observed {
+                        process_stopped: false,
+                        holds_gil: false,
+                        runnable: true,
+                        wait: Wait::Unknown,
+                    },
+                    &gil,
+                )),
+                (Some(tid), Some(mark)) => {
+                    let known = self
+                        .waits
+                        .get(&tid)
+                        .filter(|(then, ..)| mark.runs.is_some() && *then == mark)
+                        .map(|(_, activity, detail)| (*activity, detail.clone()));
+                    let decided = known.unwrap_or_else(|| {
+                        let wait = activity::read_wait(self.pid, tid, &mut buffer);
+                        activity::decide(
+                            Observed {
+                                process_stopped: false,
+                                holds_gil: false,
+                                runnable: false,
+                                wait,
+                            },
+                            &gil,
+                        )
+                    });
+                    // Only a wait is remembered: a thread found running
+                    // may be anywhere by the next sample.
+                    if decided.0 == Activity::Waiting {
+                        waits.insert(tid, (mark, decided.0, decided.1.clone()));
+                    }
+                    Some(decided)
+                }
+                _ => None,
+            };
+            if let Some((activity, detail)) = decided {
+                thread.activity = Some(activity);
+                thread.activity_detail = Some(detail);
+            }
+        }
+        self.waits = waits;
     }
 
     /// Put the names `threading` gives the threads on them (one retry from
@@ -722,8 +800,8 @@ fn permission_denied(pid: u32) -> AttachError {
     }
 }
 
-/// Turn py-spy's error chain into the precise reason, checking the process
-/// itself rather than trusting the message: is it gone, refused, or not Python?
+/// Whether the whole process is stopped: `T` (SIGSTOP, job control) or `t`
+/// (a debugger's ptrace stop).
 fn process_is_stopped(pid: u32) -> bool {
     matches!(
         scheduler_state(&format!("/proc/{pid}/stat")),
@@ -740,6 +818,8 @@ fn stopped_for_blocking(pid: u32) -> AttachError {
     }
 }
 
+/// Turn py-spy's error chain into the precise reason, checking the process
+/// itself rather than trusting the message: is it gone, refused, or not Python?
 fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
     if !process_alive(pid) {
         return AttachError::Exited { pid };
@@ -910,6 +990,8 @@ mod tests {
             name: name.map(str::to_string),
             on_cpu: None,
             holds_gil: false,
+            activity: None,
+            activity_detail: None,
             is_main: false,
             stack_consistent: true,
             request: None,

@@ -118,6 +118,11 @@ impl TaskList {
         self.marks.contains_key(&tid)
     }
 
+    /// The scheduler's view of one thread, if listed.
+    pub fn mark(&self, tid: u32) -> Option<SchedMark> {
+        self.marks.get(&tid).copied()
+    }
+
     /// Whether the thread was runnable (`R`) when listed.
     pub fn runnable(&self, tid: u32) -> Option<bool> {
         self.marks.get(&tid).map(|mark| mark.runnable)
@@ -142,7 +147,7 @@ impl TaskList {
 
 /// A small /proc file as text, read into `buffer` (at most its size: a
 /// stat line is far shorter); `None` if it cannot be read.
-fn read_small<'a>(path: &str, buffer: &'a mut [u8]) -> Option<&'a str> {
+pub(super) fn read_small<'a>(path: &str, buffer: &'a mut [u8]) -> Option<&'a str> {
     use std::io::Read;
     let mut file = fs::File::open(path).ok()?;
     let mut filled = 0;

@@ -6,13 +6,17 @@
 //! *not* used for workers: a worker asleep in a view, blocked on a lock or
 //! waiting for the database is busy, and a worker waiting for the GIL is busy
 //! too. Decisions made from frames are also stable from one sample to the next.
+//! Two rules look at a thread's activity (running, waiting for the GIL, or
+//! blocked: `attach::activity`), which is stable in the same way: service
+//! threads are busy while active, and the generic profile calls a thread
+//! idle that is blocked in its own top-level function.
 
 pub mod profiles;
 pub mod user;
 
 use serde::Serialize;
 
-use crate::model::{Frame, Snapshot, ThreadSample};
+use crate::model::{Activity, Frame, Snapshot, ThreadSample};
 pub use profiles::{FrameMatcher, Profile, RequestLocation, WorkerRule};
 
 /// What a thread is for.
@@ -204,7 +208,7 @@ fn classify_thread(profile: &Profile, thread: &ThreadSample) -> ThreadVerdict {
             ),
         },
         WorkerRule::Generic if thread.is_main => service(thread, "main thread"),
-        WorkerRule::Generic => generic_worker(&thread.frames),
+        WorkerRule::Generic => generic_worker(thread),
     }
 }
 
@@ -256,12 +260,32 @@ fn pool_worker(frames: &[Frame], loop_at: usize, idle_waits: &[FrameMatcher]) ->
     }
 }
 
-fn generic_worker(frames: &[Frame]) -> ThreadVerdict {
-    let application = frames
+/// A thread of an unknown server. Idle when it runs no application code,
+/// or when its one application frame is its own top-level function and the
+/// OS shows it blocked there (directly, as in `recv` or `sleep`, or through
+/// standard-library waits such as `Queue.get` or `Event.wait`): a thread
+/// parked in its own loop is waiting for work. Busy when application code
+/// calls further application code (a request being handled, even while it
+/// blocks), and when the thread runs or its activity is unknown.
+fn generic_worker(thread: &ThreadSample) -> ThreadVerdict {
+    let frames = &thread.frames;
+    let mut application = frames
         .iter()
-        .find(|frame| !profiles::is_stdlib_file(&frame.file));
-    let (state, reason) = match (application, frames.first()) {
-        (Some(app), _) => (
+        .filter(|frame| !profiles::is_stdlib_file(&frame.file));
+    let (innermost_app, second_app) = (application.next(), application.next());
+    let blocked = matches!(thread.activity, Some(Activity::Waiting | Activity::Stopped));
+    let (state, reason) = match (innermost_app, second_app, frames.first()) {
+        (Some(app), None, _) if blocked && !thread.frames_cut => (
+            State::Idle,
+            format!(
+                "idle: {} ({}:{}) is the only application frame and the thread is {}",
+                app.function,
+                file_name(&app.file),
+                app.line,
+                activity_words(thread)
+            ),
+        ),
+        (Some(app), _, _) => (
             State::Busy,
             format!(
                 "busy: application code on the stack: {} ({}:{})",
@@ -270,7 +294,7 @@ fn generic_worker(frames: &[Frame]) -> ThreadVerdict {
                 app.line
             ),
         ),
-        (None, Some(innermost)) => (
+        (None, _, Some(innermost)) => (
             State::Idle,
             format!(
                 "idle: only standard-library frames; innermost {} ({})",
@@ -278,7 +302,7 @@ fn generic_worker(frames: &[Frame]) -> ThreadVerdict {
                 file_name(&innermost.file)
             ),
         ),
-        (None, None) => (State::Idle, "idle: no Python frames".to_string()),
+        (None, _, None) => (State::Idle, "idle: no Python frames".to_string()),
     };
     ThreadVerdict {
         role: Role::Worker,
@@ -287,12 +311,24 @@ fn generic_worker(frames: &[Frame]) -> ThreadVerdict {
     }
 }
 
+/// "waiting on a lock or condition", "stopped with its process".
+fn activity_words(thread: &ThreadSample) -> String {
+    match (thread.activity, &thread.activity_detail) {
+        (Some(Activity::Stopped), _) => "stopped with its process".to_string(),
+        (_, Some(detail)) => detail.clone(),
+        _ => "blocked".to_string(),
+    }
+}
+
+/// A service thread is busy while it wants the CPU: running, or waiting
+/// only for the GIL (its activity), so the answer does not flip with the
+/// scheduler; recordings without activity fall back to the OS's `R`.
 fn service(thread: &ThreadSample, why: &str) -> ThreadVerdict {
-    let state = if thread.on_cpu == Some(true) {
-        State::Busy
-    } else {
-        State::Idle
+    let running = match thread.activity {
+        Some(activity) => activity == Activity::Active,
+        None => thread.on_cpu == Some(true),
     };
+    let state = if running { State::Busy } else { State::Idle };
     ThreadVerdict {
         role: Role::Service,
         state,

@@ -2,7 +2,7 @@
 //! (outermost frame last, as py-spy reports innermost first).
 
 use super::*;
-use crate::model::{Frame, Snapshot, ThreadSample};
+use crate::model::{Activity, Frame, Snapshot, ThreadSample};
 
 const THREADING: &str = "/root/.pyenv/versions/3.12.1/lib/python3.12/threading.py";
 const THREADING27: &str = "/root/.pyenv/versions/2.7.18/lib/python2.7/threading.py";
@@ -29,6 +29,8 @@ fn thread(frames: Vec<Frame>) -> ThreadSample {
         name: None,
         on_cpu: None,
         holds_gil: false,
+        activity: None,
+        activity_detail: None,
         is_main: false,
         stack_consistent: true,
         frames,
@@ -199,34 +201,118 @@ fn threadpool_workers() {
     assert_eq!(verdict(&profiles::THREADPOOL, busy), (Worker, Busy));
 }
 
+/// `thread(frames)` with an activity, as the sampler decides it.
+fn acting(frames: Vec<Frame>, activity: Option<Activity>) -> ThreadSample {
+    ThreadSample {
+        activity,
+        activity_detail: activity.map(|_| "waiting on a lock or condition".to_string()),
+        ..thread(frames)
+    }
+}
+
 #[test]
-fn generic_never_calls_application_code_idle() {
-    use {Role::*, State::*};
+fn generic_calls_only_parked_top_level_threads_idle() {
+    use {Activity::*, Role::*, State::*};
     let parked = bootstrap(
         vec![f("Condition.wait", THREADING), f("Event.wait", THREADING)],
         THREADING,
     );
+    // A pool loop of the application's own, parked in Queue.get (case 19).
+    let own_loop_parked = bootstrap(
+        vec![
+            f("Condition.wait", THREADING),
+            f("Queue.get", "/usr/lib/python3.8/queue.py"),
+            f("worker", APP),
+        ],
+        THREADING,
+    );
+    // Blocked in C (recv, sleep, a lock) in the thread's only own frame (case 03).
+    let own_frame_blocked = bootstrap(vec![f("block_on_recv", APP)], THREADING);
+    // Application code that called application code: a request, even blocked.
     let app_wait = bootstrap(
-        vec![f("Condition.wait", THREADING), f("poll_backend", APP)],
+        vec![
+            f("Condition.wait", THREADING),
+            f("poll_backend", APP),
+            f("worker", APP),
+        ],
         THREADING,
     );
     let app_spin = bootstrap(vec![f("crunch", APP)], THREADING);
-    assert_eq!(verdict(&profiles::GENERIC, parked), (Worker, Idle));
-    assert_eq!(verdict(&profiles::GENERIC, app_wait), (Worker, Busy));
-    assert_eq!(verdict(&profiles::GENERIC, app_spin), (Worker, Busy));
-    assert_eq!(verdict(&profiles::GENERIC, vec![]), (Worker, Idle));
+    let rows: Vec<(&str, Vec<Frame>, Option<Activity>, State)> = vec![
+        ("stdlib only, waiting", parked.clone(), Some(Waiting), Idle),
+        ("stdlib only, activity unknown", parked, None, Idle),
+        (
+            "own loop in Queue.get",
+            own_loop_parked.clone(),
+            Some(Waiting),
+            Idle,
+        ),
+        (
+            "own loop in Queue.get, stopped process",
+            own_loop_parked.clone(),
+            Some(Stopped),
+            Idle,
+        ),
+        (
+            "own loop, activity unknown: conservative",
+            own_loop_parked.clone(),
+            None,
+            Busy,
+        ),
+        ("own loop but running", own_loop_parked, Some(Active), Busy),
+        (
+            "own frame blocked in C",
+            own_frame_blocked,
+            Some(Waiting),
+            Idle,
+        ),
+        ("request blocked in a wait", app_wait, Some(Waiting), Busy),
+        (
+            "spinning, or waiting for the GIL",
+            app_spin,
+            Some(Active),
+            Busy,
+        ),
+        ("no frames", vec![], None, Idle),
+    ];
+    for (what, frames, activity, state) in rows {
+        let v = classify_thread(&profiles::GENERIC, &acting(frames, activity));
+        assert_eq!((v.role, v.state), (Worker, state), "{what}: {}", v.reason);
+    }
+    let reason = classify_thread(
+        &profiles::GENERIC,
+        &acting(
+            bootstrap(vec![f("block_on_lock", APP)], THREADING),
+            Some(Waiting),
+        ),
+    )
+    .reason;
+    assert_eq!(
+        reason,
+        "idle: block_on_lock (views.py:1) is the only application frame and the thread is \
+         waiting on a lock or condition"
+    );
     let mut main = thread(vec![f("<module>", APP)]);
     main.is_main = true;
     assert_eq!(classify_thread(&profiles::GENERIC, &main).role, Service);
 }
 
 #[test]
-fn service_threads_are_busy_only_when_on_cpu() {
+fn service_threads_are_busy_only_while_active() {
     let mut t = thread(vec![f("poll", APP)]);
+    // Recordings without activity: the scheduler's R.
     t.on_cpu = Some(true);
     assert_eq!(classify_thread(&profiles::WAITRESS, &t).state, State::Busy);
     t.on_cpu = Some(false);
     assert_eq!(classify_thread(&profiles::WAITRESS, &t).state, State::Idle);
+    // A thread waiting for the GIL is parked in a futex (not R) but active.
+    t.activity = Some(Activity::Active);
+    assert_eq!(classify_thread(&profiles::WAITRESS, &t).state, State::Busy);
+    t.on_cpu = Some(true);
+    for still in [Activity::Waiting, Activity::Stopped] {
+        t.activity = Some(still);
+        assert_eq!(classify_thread(&profiles::WAITRESS, &t).state, State::Idle);
+    }
 }
 
 fn snapshot(threads: Vec<Vec<Frame>>) -> Snapshot {

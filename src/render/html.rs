@@ -24,7 +24,7 @@ use askama::Template;
 use crate::classify::{Role, State};
 use crate::model::RequestInfo;
 use crate::policy::{Evaluation, code_and_label};
-use crate::report::{Cpu, Inspection, Report, TargetReport, ThreadReport};
+use crate::report::{Inspection, Report, TargetReport, ThreadReport};
 use crate::sanitize::for_terminal;
 
 use super::text::{StackLine, bytes, duration, stack_lines};
@@ -402,18 +402,7 @@ impl BarView {
 
 impl ThreadView {
     fn new(t: &ThreadReport) -> ThreadView {
-        let mut flags = Vec::new();
-        match t.cpu {
-            Some(Cpu::Running) => flags.push("on CPU"),
-            Some(Cpu::Waiting) => flags.push("waiting"),
-            None => {}
-        }
-        if t.holds_gil {
-            flags.push("holds GIL");
-        }
-        if t.is_main {
-            flags.push("main");
-        }
+        let flags = t.flags();
         ThreadView {
             id: t.thread_id,
             tid: t.os_thread_id,

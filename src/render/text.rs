@@ -11,7 +11,7 @@ use std::io::{self, Write};
 use crate::classify::{Role, State};
 use crate::model::RequestInfo;
 use crate::policy::{Evaluation, Status};
-use crate::report::{Cpu, Inspection, Report, TargetReport, ThreadReport};
+use crate::report::{Inspection, Report, TargetReport, ThreadReport};
 use crate::sanitize::for_terminal as clean;
 use crate::source::SourceCache;
 
@@ -241,18 +241,7 @@ fn thread_block<W: Write>(
         State::Busy => "busy",
         State::Idle => "idle",
     };
-    let mut flags = Vec::new();
-    match thread.cpu {
-        Some(Cpu::Running) => flags.push("on CPU"),
-        Some(Cpu::Waiting) => flags.push("waiting"),
-        None => {}
-    }
-    if thread.holds_gil {
-        flags.push("holds GIL");
-    }
-    if thread.is_main {
-        flags.push("main");
-    }
+    let flags = thread.flags();
     let flags = if flags.is_empty() {
         String::new()
     } else {
@@ -549,6 +538,8 @@ mod tests {
             reason: String::new(),
             cpu: None,
             holds_gil: false,
+            activity: None,
+            activity_detail: None,
             is_main: false,
             stack_consistent: true,
             frames,

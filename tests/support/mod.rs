@@ -326,7 +326,19 @@ pub fn zhw_with_peak_rss(args: &[&str]) -> (Run, u64) {
 }
 
 pub fn run_command(command: &mut Command) -> Run {
-    let output = command.stdin(Stdio::null()).output().expect("run zhw");
+    // A binary copied by a test (a setcap or a nobody-owned copy) can be
+    // "busy" for a moment: another test thread's fork inherited the copy's
+    // write descriptor until its own exec. Bounded retries, then fail.
+    let mut attempts = 0;
+    let output = loop {
+        match command.stdin(Stdio::null()).output() {
+            Err(err) if err.kind() == std::io::ErrorKind::ExecutableFileBusy && attempts < 40 => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            result => break result.expect("run zhw"),
+        }
+    };
     Run {
         stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
         stderr: String::from_utf8_lossy(&output.stderr).into_owned(),

@@ -6,7 +6,7 @@ use super::*;
 use crate::classify::{Role, State};
 use crate::model::{ElidedFrames, Frame, ProcessFacts, RequestInfo, SamplingFacts};
 use crate::policy::{CheckPolicy, evaluate};
-use crate::report::{Inspection, Report, Stats, SystemFacts, TargetError, TargetReport};
+use crate::report::{Cpu, Inspection, Report, Stats, SystemFacts, TargetError, TargetReport};
 
 const SCRIPT: &str = "<script>alert('x')</script>";
 const ATTR_BREAKOUT: &str = "\"'><img src=x onerror=alert(1)>";
@@ -26,6 +26,8 @@ fn thread(name: &str, role: Role, state: State, request: Option<RequestInfo>) ->
         reason: hostile("reason"),
         cpu: Some(Cpu::Running),
         holds_gil: true,
+        activity: None,
+        activity_detail: None,
         is_main: false,
         stack_consistent: true,
         frames: vec![

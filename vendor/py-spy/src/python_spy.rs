@@ -62,6 +62,13 @@ pub struct PythonSpy {
     /// zhw patch: skip the per-thread OS state pass (`StackTrace::active`
     /// stays true), for callers that read thread states themselves.
     pub skip_thread_activity: bool,
+    /// zhw patch: addresses of the interpreter's own GIL variables where the
+    /// binary names them (`interpreter_lock` on 2.x; `gil_cond`, `gil_mutex`,
+    /// `switch_cond`, `switch_mutex` on 3.2–3.6), so a caller can tell a
+    /// thread waiting for the GIL from one waiting on a lock. Empty where
+    /// the symbols are absent (stripped binaries) and from 3.7 on, where the
+    /// GIL lives beside `addresses.threadstate_address`.
+    pub gil_symbols: HashMap<&'static str, usize>,
     /// zhw patch: code objects already read (see CodeCache).
     code_cache: CodeCache,
     /// zhw patch: innermost frame address of each thread when last read.
@@ -87,6 +94,17 @@ impl PythonSpy {
         info!("python version {} detected", version);
 
         let addresses = PythonProcessLayout::new(&python_info, &process, &version, config)?;
+        // zhw patch: keep the GIL's own symbols (see `gil_symbols`).
+        let gil_symbols = [
+            "interpreter_lock",
+            "gil_cond",
+            "gil_mutex",
+            "switch_cond",
+            "switch_mutex",
+        ]
+        .into_iter()
+        .filter_map(|name| Some((name, *python_info.get_symbol(name)? as usize)))
+        .collect();
         info!(
             "Found interpreter at 0x{:016x}",
             addresses.interpreter_address
@@ -119,6 +137,7 @@ impl PythonSpy {
             thread_name_lookup_time: Instant::now(),
             reusable_stacks: HashMap::new(),
             skip_thread_activity: false,
+            gil_symbols,
             code_cache: CodeCache::default(),
             top_frames: HashMap::new(),
         })
