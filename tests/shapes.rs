@@ -364,6 +364,11 @@ fn activity(label: &str) {
             assert_eq!(thread["state"], state, "{label} sample {sample}: {thread}");
         }
         assert_eq!(named(&threads, "MainThread")["role"], "service", "{label}");
+        let warnings = doc["targets"][0]["warnings"].to_string();
+        assert!(
+            warnings.contains("1 of the process's 10 kernel threads run no Python code"),
+            "{label}: the native thread is not mentioned: {warnings}"
+        );
     }
     // The hog keeps the GIL for long stretches: the spinners must have been
     // seen waiting for it (not merely on a CPU), or GIL waits go untested.

@@ -228,6 +228,18 @@ impl Sampler {
             ));
         }
         mark_main_thread(&mut threads);
+        // Threads that never ran Python have no thread state: say they exist.
+        let native = pass.tasks.len().saturating_sub(threads.len());
+        if native > 0 && !pass.tasks.is_empty() {
+            warnings.push(format!(
+                "{native} of the process's {} kernel threads run no Python code (native \
+                 threads): not shown",
+                pass.tasks.len()
+            ));
+        }
+        if let Some(warning) = event_loop_warning(&threads) {
+            warnings.push(warning);
+        }
 
         let unmapped = threads.iter().filter(|t| t.os_thread_id.is_none()).count();
         if unmapped > 0 {
@@ -688,6 +700,45 @@ fn mark_main_thread(threads: &mut [ThreadSample]) {
     }
 }
 
+/// Event loops that run many requests on one OS thread (asyncio, gevent,
+/// eventlet), by a frame of theirs: zhw sees each thread's current stack
+/// only, so the report says what it cannot count.
+const EVENT_LOOPS: &[(&str, &str)] = &[
+    ("asyncio/base_events.py", "asyncio"),
+    ("gevent/hub.py", "gevent"),
+    ("gevent/_hub_primitives.py", "gevent"),
+    ("eventlet/hubs/hub.py", "eventlet"),
+];
+
+/// A warning naming the threads that run an event loop, if any.
+fn event_loop_warning(threads: &[ThreadSample]) -> Option<String> {
+    let mut loops: Vec<&str> = Vec::new();
+    let mut count = 0;
+    for thread in threads {
+        let found = thread.frames.iter().find_map(|frame| {
+            EVENT_LOOPS
+                .iter()
+                .find(|(file, _)| frame.file.ends_with(file))
+                .map(|(_, name)| *name)
+        });
+        if let Some(name) = found {
+            count += 1;
+            if !loops.contains(&name) {
+                loops.push(name);
+            }
+        }
+    }
+    (count > 0).then(|| {
+        format!(
+            "{count} thread{} run{} an event loop ({}): the requests or tasks it interleaves \
+             are not seen one by one, only what runs at the moment of the sample",
+            if count == 1 { "" } else { "s" },
+            if count == 1 { "s" } else { "" },
+            loops.join(", ")
+        )
+    })
+}
+
 /// Whether the process still runs. A zombie main thread does not end a
 /// process whose other threads still run (the main thread called
 /// `pthread_exit`), so those are looked at too.
@@ -980,6 +1031,56 @@ mod tests {
         let maps = "55d0-55d1 ---p 0 00:00 0\n7f00-7f10 r-xp 0 08:01 12 /usr/bin/python3\n";
         assert_eq!(first_readable_address(maps), Some(0x7f00));
         assert_eq!(first_readable_address(""), None);
+    }
+
+    #[test]
+    fn event_loops_are_named() {
+        let with = |file: &str| ThreadSample {
+            frames: vec![Frame {
+                function: "run_forever".into(),
+                file: file.into(),
+                line: 1,
+                locals: None,
+            }],
+            ..sample_thread()
+        };
+        assert_eq!(event_loop_warning(&[sample_thread()]), None);
+        let one = event_loop_warning(&[
+            with("/usr/lib/python3.11/asyncio/base_events.py"),
+            sample_thread(),
+        ]);
+        assert!(
+            one.as_deref()
+                .is_some_and(|w| w.starts_with("1 thread runs an event loop (asyncio)")),
+            "{one:?}"
+        );
+        let two = event_loop_warning(&[
+            with("/venv/site-packages/gevent/hub.py"),
+            with("/venv/site-packages/eventlet/hubs/hub.py"),
+        ]);
+        assert!(
+            two.as_deref()
+                .is_some_and(|w| w.starts_with("2 threads run an event loop (gevent, eventlet)")),
+            "{two:?}"
+        );
+    }
+
+    fn sample_thread() -> ThreadSample {
+        ThreadSample {
+            thread_id: 1,
+            os_thread_id: None,
+            name: None,
+            on_cpu: None,
+            holds_gil: false,
+            activity: None,
+            activity_detail: None,
+            is_main: false,
+            stack_consistent: true,
+            request: None,
+            elided: None,
+            frames_cut: false,
+            frames: vec![],
+        }
     }
 
     #[test]

@@ -9,11 +9,15 @@
   pool-idle      a pool worker parked in Queue.get(), waiting for work
   pool-io        a pool worker inside a job, waiting for a backend (recv)
   MainThread     Event.wait()
+  (native)       a thread started with pthread_create that runs libc's
+                 sleep() and never Python: invisible to zhw, which must say so
 
 (shared cases 01, 03 and 19 in one process.) Prints READY once every thread
 runs; the hog starts only then, so that the GIL is free while they start.
 Python 2.7 and 3.x; exits by itself after 120 s.
 """
+import ctypes
+import ctypes.util
 import signal
 import socket
 import sys
@@ -91,6 +95,10 @@ for fn, name in ((spin, "spinner-0"), (spin, "spinner-1"), (hog, "hog"), (nap, "
         jobs.put(call_backend)
         while jobs.qsize():
             time.sleep(0.01)
+libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+native = ctypes.c_ulong()
+libc.pthread_create(ctypes.byref(native), None,
+                    ctypes.cast(libc.sleep, ctypes.c_void_p), ctypes.c_void_p(150))
 while len(running) < 8:
     time.sleep(0.01)
 time.sleep(0.2)
