@@ -120,7 +120,7 @@ def part_cost(args):
     print("\n### Per-sample cost (one target, 50 ms interval, %d s)\n" % args.seconds)
     print("| threads | rounds | zhw CPU per sample | RSS (VmRSS) | peak RSS (VmHWM) |")
     print("|---:|---:|---:|---:|---:|")
-    for threads in (8, 64, 512):
+    for threads in [int(n) for n in args.threads.split(",")]:
         t = target(args.python, threads)
         proc, port = serve([t.pid], 0.05)
         time.sleep(1)
@@ -200,6 +200,8 @@ def main():
     parser.add_argument("--python", default=os.path.expanduser("~/.pyenv/versions/3.12.1/bin/python"))
     parser.add_argument("--parts", default="cost,ten,soak,load")
     parser.add_argument("--seconds", type=int, default=20)
+    parser.add_argument("--threads", default="8,64,512",
+                        help="thread counts of the cost part's targets, comma-separated")
     parser.add_argument("--ten-seconds", type=int, default=60)
     parser.add_argument("--soak-samples", type=int, default=10000)
     parser.add_argument("--serve-arg", action="append", default=[],

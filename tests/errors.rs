@@ -6,7 +6,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use crate::support::{interpreter_path, record, run_command, zhw, zhw_binary};
+use crate::support::{interpreter_path, record, repo, run_command, zhw, zhw_binary};
 
 /// A PID that is not running: above any pid_max this kernel allows.
 const ABSENT_PID: &str = "4194304";
@@ -253,6 +253,43 @@ fn binary_for_nobody() -> (tempfile::TempDir, std::path::PathBuf) {
     std::fs::copy(zhw_binary(), &copy).expect("copy binary");
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     (dir, copy)
+}
+
+/// Root without CAP_SYS_PTRACE (a container started without
+/// `--cap-add SYS_PTRACE`; shared case 17 a) is told so, on a threaded
+/// target too: the kernel refuses the memory read with EACCES through
+/// /proc/PID/mem, which once slipped past the check and blamed the Python
+/// binary instead.
+#[test]
+fn root_without_the_capability_is_told_so() {
+    let python = interpreter_path("pyenv-3.12.1");
+    let capsh = std::path::Path::new("/usr/sbin/capsh");
+    if !is_root() || !capsh.exists() || !python.exists() {
+        record("SKIP root_without_the_capability_is_told_so: needs root, capsh and pyenv 3.12.1");
+        return;
+    }
+    let server =
+        crate::support::Server::start(&python, &repo().join("tests/python/five_states.py"), &[]);
+    let pid = server.pid.to_string();
+    let command = format!("{} check {pid}", zhw_binary().display());
+    let run =
+        run_command(Command::new(capsh).args(["--drop=cap_sys_ptrace", "--", "-c", &command]));
+    let expected = format!(
+        "FAILURE - permission denied reading pid {pid}: zhw runs as root but without \
+         CAP_SYS_PTRACE (dropped from its capability set, as in a container started without \
+         --cap-add SYS_PTRACE)"
+    );
+    assert!(
+        run.first_line().starts_with(&expected),
+        "{}\n{}",
+        run.stdout,
+        run.stderr
+    );
+    assert_eq!(run.code, 2, "{}", run.stderr);
+    assert!(
+        !run.stdout.contains("Thread "),
+        "no stacks on a refused target"
+    );
 }
 
 /// The third way to run zhw: as the target's own user, where the kernel's

@@ -53,7 +53,7 @@ use frames::{WalkedFrame, Walker};
 use layout::Layout;
 use names::NameCache;
 use objects::{Limits, ReadError, Reader};
-use os_threads::{SchedMark, TaskList};
+use os_threads::{SchedMark, TaskList, TaskReader};
 
 /// Upper bound on full reads of the thread list in one validated sample.
 pub const MAX_READS: u32 = 4;
@@ -118,6 +118,10 @@ pub struct Sampler {
     /// counters have not moved since has not run, so it sits in the same
     /// system call and the file need not be read again.
     waits: HashMap<u32, (SchedMark, Activity, String)>,
+    /// The scheduler's view of the target's threads, files kept open.
+    tasks: TaskReader,
+    /// Kernel tid of each Python thread (`pthread_t`) in the last read.
+    known_tids: HashMap<u64, u32>,
 }
 
 /// One read of the thread list and the scheduler's view just before it.
@@ -160,6 +164,8 @@ impl Sampler {
             last_read: None,
             gil,
             waits: HashMap::new(),
+            tasks: TaskReader::new(pid),
+            known_tids: HashMap::new(),
         })
     }
 
@@ -517,9 +523,7 @@ impl Sampler {
         // The view taken right after one read is also the view before the next.
         let mut next_before: Option<TaskList> = None;
         loop {
-            let before = next_before
-                .take()
-                .unwrap_or_else(|| TaskList::read(self.pid));
+            let before = next_before.take().unwrap_or_else(|| self.tasks.read());
             self.offer_unchanged_stacks(&before);
             let traces = self.read_once()?;
             let pass = self.finish_pass(traces);
@@ -573,9 +577,9 @@ impl Sampler {
 
     /// List the kernel's threads right after a read and match each Python
     /// thread to its kernel thread.
-    fn finish_pass(&self, traces: Vec<StackTrace>) -> Pass {
-        let tasks = TaskList::read(self.pid);
-        let tids = traces
+    fn finish_pass(&mut self, traces: Vec<StackTrace>) -> Pass {
+        let tasks = self.tasks.read();
+        let tids: Vec<Option<u32>> = traces
             .iter()
             .map(|trace| {
                 os_threads::resolve_tid(
@@ -583,8 +587,14 @@ impl Sampler {
                     &tasks,
                     trace.os_thread_id,
                     trace.thread_id,
+                    self.known_tids.get(&trace.thread_id).copied(),
                 )
             })
+            .collect();
+        self.known_tids = traces
+            .iter()
+            .zip(&tids)
+            .filter_map(|(trace, tid)| Some((trace.thread_id, (*tid)?)))
             .collect();
         Pass {
             traces,
@@ -834,7 +844,13 @@ fn preflight(pid: u32) -> Result<(), AttachError> {
     })?;
     match remoteprocess::ProcessMemory::copy(&memory, address, 8) {
         Ok(_) => {}
-        Err(remoteprocess::Error::IOError(err)) if err.raw_os_error() == Some(nix::libc::EPERM) => {
+        // process_vm_readv says EPERM; remoteprocess's /proc/PID/mem fallback, EACCES.
+        Err(remoteprocess::Error::IOError(err))
+            if matches!(
+                err.raw_os_error(),
+                Some(nix::libc::EPERM | nix::libc::EACCES)
+            ) =>
+        {
             return Err(permission_denied(pid));
         }
         Err(_) if !process_alive(pid) => return Err(AttachError::NoSuchProcess { pid }),

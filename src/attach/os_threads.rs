@@ -40,16 +40,50 @@ pub struct TaskList {
     namespace_tids: std::cell::OnceCell<HashMap<u32, u32>>,
 }
 
-impl TaskList {
-    /// List `/proc/PID/task` with each thread's state and run counters; an
-    /// unreadable list is empty (every tid unknown). Threads that exit while
-    /// being listed are left out.
-    pub fn read(pid: u32) -> TaskList {
+/// Reads a process's [`TaskList`] again and again, keeping each thread's
+/// `stat` and `schedstat` open between views: a view is then one
+/// `getdents` plus one `pread` per file, instead of an open, a path lookup,
+/// a read and a close (the sidecar takes two or three views per sample of
+/// every target). The kernel regenerates a /proc file on each read from
+/// offset 0. Open files are bounded ([`TaskReader::new`]); threads beyond
+/// the bound are read the plain way.
+#[derive(Debug)]
+pub struct TaskReader {
+    pid: u32,
+    open: HashMap<u32, ThreadFiles>,
+    /// Most threads whose files stay open (two descriptors each).
+    most_open: usize,
+}
+
+#[derive(Debug)]
+struct ThreadFiles {
+    stat: fs::File,
+    schedstat: Option<fs::File>,
+}
+
+impl TaskReader {
+    /// A reader for `pid` that keeps at most a quarter of the open-file
+    /// limit (and at most 2048 threads' files) open.
+    pub fn new(pid: u32) -> TaskReader {
+        let soft = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+            .map_or(1024, |(soft, _)| soft);
+        let most_open = usize::try_from(soft / 8).unwrap_or(usize::MAX).min(2048);
+        TaskReader {
+            pid,
+            open: HashMap::new(),
+            most_open,
+        }
+    }
+
+    /// The scheduler's view of every thread now; an unreadable list is
+    /// empty (every tid unknown). Threads that exit while being listed are
+    /// left out, and their files closed.
+    pub fn read(&mut self) -> TaskList {
+        let pid = self.pid;
         let Ok(entries) = fs::read_dir(format!("/proc/{pid}/task")) else {
+            self.open.clear();
             return TaskList::default();
         };
-        // Two small files per thread, several times per sample: read into
-        // one reused buffer instead of allocating a String each time.
         let mut buffer = [0u8; 1024];
         let mut marks = HashMap::new();
         for entry in entries {
@@ -59,16 +93,11 @@ impl TaskList {
             else {
                 continue;
             };
-            let Some(runnable) = read_small(&format!("/proc/{pid}/task/{tid}/stat"), &mut buffer)
-                .and_then(scheduler_state)
-                .map(|state| state == 'R')
-            else {
-                continue;
-            };
-            let runs = read_small(&format!("/proc/{pid}/task/{tid}/schedstat"), &mut buffer)
-                .and_then(parse_schedstat);
-            marks.insert(tid, SchedMark { runnable, runs });
+            if let Some(mark) = self.mark(tid, &mut buffer) {
+                marks.insert(tid, mark);
+            }
         }
+        self.open.retain(|tid, _| marks.contains_key(tid));
         TaskList {
             pid,
             marks,
@@ -76,6 +105,60 @@ impl TaskList {
         }
     }
 
+    /// One thread's state and counters, through its open files if it has
+    /// them (opened now if there is room); `None` if it is gone.
+    fn mark(&mut self, tid: u32, buffer: &mut [u8]) -> Option<SchedMark> {
+        let pid = self.pid;
+        if let Some(files) = self.open.get(&tid) {
+            let runnable = pread_small(&files.stat, buffer)
+                .and_then(scheduler_state)
+                .map(|state| state == 'R');
+            if let Some(runnable) = runnable {
+                let runs = files
+                    .schedstat
+                    .as_ref()
+                    .and_then(|file| pread_small(file, buffer))
+                    .and_then(parse_schedstat);
+                return Some(SchedMark { runnable, runs });
+            }
+            // Gone, or a new thread under a recycled tid: look again.
+            self.open.remove(&tid);
+        }
+        let stat_path = format!("/proc/{pid}/task/{tid}/stat");
+        let schedstat_path = format!("/proc/{pid}/task/{tid}/schedstat");
+        if self.open.len() < self.most_open
+            && let Ok(stat) = fs::File::open(&stat_path)
+        {
+            let files = ThreadFiles {
+                stat,
+                schedstat: fs::File::open(&schedstat_path).ok(),
+            };
+            let runnable = pread_small(&files.stat, buffer)
+                .and_then(scheduler_state)
+                .map(|state| state == 'R')?;
+            let runs = files
+                .schedstat
+                .as_ref()
+                .and_then(|file| pread_small(file, buffer))
+                .and_then(parse_schedstat);
+            self.open.insert(tid, files);
+            return Some(SchedMark { runnable, runs });
+        }
+        let runnable = read_small(&stat_path, buffer)
+            .and_then(scheduler_state)
+            .map(|state| state == 'R')?;
+        let runs = read_small(&schedstat_path, buffer).and_then(parse_schedstat);
+        Some(SchedMark { runnable, runs })
+    }
+
+    /// Threads whose files are open now (for tests).
+    #[cfg(test)]
+    fn open_count(&self) -> usize {
+        self.open.len()
+    }
+}
+
+impl TaskList {
     /// Number of kernel threads listed.
     pub fn len(&self) -> usize {
         self.marks.len()
@@ -145,6 +228,21 @@ impl TaskList {
     }
 }
 
+/// An open /proc file's whole text, regenerated by reading from offset 0
+/// (at most `buffer`'s size: these files are far shorter).
+fn pread_small<'a>(file: &fs::File, buffer: &'a mut [u8]) -> Option<&'a str> {
+    use std::os::unix::fs::FileExt;
+    let mut filled = 0;
+    while filled < buffer.len() {
+        match file.read_at(&mut buffer[filled..], filled as u64) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(_) => return None,
+        }
+    }
+    (filled > 0).then(|| std::str::from_utf8(&buffer[..filled]).ok())?
+}
+
 /// A small /proc file as text, read into `buffer` (at most its size: a
 /// stat line is far shorter); `None` if it cannot be read.
 pub(super) fn read_small<'a>(path: &str, buffer: &'a mut [u8]) -> Option<&'a str> {
@@ -171,17 +269,27 @@ fn parse_schedstat(text: &str) -> Option<(u64, u64)> {
 
 /// Decide the kernel tid of one Python thread.
 ///
-/// `reported` is what py-spy read (3.11+); `pthread` is Python's thread id.
+/// `reported` is what py-spy read (3.11+); `pthread` is Python's thread id;
+/// `known` the tid this `pthread` had in the previous sample. A `pthread_t`
+/// is reused only after its thread exited, and an exited thread's tid is no
+/// longer listed, so a known tid still listed is still right, and the
+/// `struct pthread` need not be read again.
 pub fn resolve_tid<M: ProcessMemory>(
     memory: &M,
     tasks: &TaskList,
     reported: Option<u64>,
     pthread: u64,
+    known: Option<u32>,
 ) -> Option<u32> {
-    let candidates = [
-        reported.and_then(|t| u32::try_from(t).ok()),
-        tid_from_pthread(memory, pthread),
-    ];
+    let reported = reported.and_then(|t| u32::try_from(t).ok());
+    if let Some(tid) = reported
+        .into_iter()
+        .chain(known)
+        .find(|tid| tasks.contains(*tid))
+    {
+        return Some(tid);
+    }
+    let candidates = [reported, tid_from_pthread(memory, pthread)];
     // A tid the host lists as is; else a namespace-local one, translated.
     candidates
         .iter()
@@ -251,6 +359,35 @@ mod tests {
             .filter(|tid| before.stayed_asleep(&after, *tid))
             .collect();
         assert_eq!(quiet, [1]);
+    }
+
+    #[test]
+    fn kept_files_follow_the_threads() {
+        // Other tests' threads come and go in this process: follow one of ours.
+        let gettid = || u32::try_from(nix::unistd::gettid().as_raw()).unwrap_or(0);
+        let mut reader = TaskReader::new(std::process::id());
+        let (release, parked) = std::sync::mpsc::channel::<()>();
+        let (told, tid) = std::sync::mpsc::channel::<u32>();
+        let helper = std::thread::spawn(move || {
+            let _ = told.send(gettid());
+            let _ = parked.recv();
+        });
+        let helper_tid = tid.recv().unwrap_or(0);
+        let with_helper = reader.read();
+        assert!(with_helper.contains(helper_tid));
+        assert_eq!(reader.open_count(), with_helper.len());
+        // The same open files give fresh values: this thread, reading, runs.
+        let again = reader.read();
+        assert_eq!(again.runnable(gettid()), Some(true));
+        drop(release);
+        let _ = helper.join();
+        let after = reader.read();
+        assert!(!after.contains(helper_tid));
+        assert_eq!(
+            reader.open_count(),
+            after.len(),
+            "the helper's files are closed"
+        );
     }
 
     #[test]
