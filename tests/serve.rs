@@ -621,9 +621,19 @@ fn mover_line(document: &Value) -> Option<u64> {
         .as_u64()
 }
 
+/// The request path of the thread named "mover", if read.
+fn mover_path(document: &Value) -> Option<&str> {
+    target(document)["threads"]
+        .as_array()?
+        .iter()
+        .find(|t| t["name"] == "mover")?["request"]["path"]
+        .as_str()
+}
+
 /// Stacks of threads that did not run are reused from the previous read
-/// (py-spy patch 5): a thread that woke and went to sleep elsewhere between
-/// two samples must show where it is now.
+/// (py-spy patch 5), and so are their requests: a thread that woke and went
+/// to sleep elsewhere between two samples must show where it is now, and
+/// the request it holds there.
 fn sleeping_thread_moves(label: &str) {
     let Some(env) = env_for(label, label, "serve stack reuse") else {
         return;
@@ -643,7 +653,7 @@ fn sleeping_thread_moves(label: &str) {
     let pid = server.pid.to_string();
     let sidecar = Sidecar::start(&[&pid, "--interval", "0.1"]);
     let before = sidecar.wait_json("the mover at its first wait", |d| {
-        mover_line(d) == Some(first)
+        mover_line(d) == Some(first) && mover_path(d) == Some("/first")
     });
     let round = before["sidecar"]["round"].as_u64().unwrap_or(0);
     // Several rounds with the thread asleep: its stack is served from reuse.
@@ -652,12 +662,14 @@ fn sleeping_thread_moves(label: &str) {
             .as_u64()
             .is_some_and(|r| r > round + 3)
             && mover_line(d) == Some(first)
+            && mover_path(d) == Some("/first")
     });
     server.command("move");
     server.wait_line("MOVED");
-    sidecar.wait_json("the mover at its second wait", |d| {
+    let after = sidecar.wait_json("the mover at its second wait", |d| {
         mover_line(d) == Some(second)
     });
+    assert_eq!(mover_path(&after), Some("/second"), "{after:#}");
 }
 
 #[test]

@@ -45,7 +45,8 @@ pub use process_facts::start_ticks;
 
 use crate::classify::RequestLocation;
 use crate::model::{
-    Activity, ElidedFrames, Frame, Local, ProcessFacts, SamplingFacts, Snapshot, ThreadSample,
+    Activity, ElidedFrames, Frame, Local, ProcessFacts, RequestInfo, SamplingFacts, Snapshot,
+    ThreadSample,
 };
 use crate::redact::{MASK, Redactor};
 use activity::{GilLocation, Observed, Wait};
@@ -122,6 +123,13 @@ pub struct Sampler {
     tasks: TaskReader,
     /// Kernel tid of each Python thread (`pthread_t`) in the last read.
     known_tids: HashMap<u64, u32>,
+    /// The scheduler's view right after the last sample's stack read.
+    last_tasks: TaskList,
+    /// The request each busy worker served when last read, with the
+    /// scheduler counters seen before that read: a worker whose counters
+    /// have not moved since has not run, so its frames and the request in
+    /// them are the same, and are not walked again.
+    requests_read: HashMap<u64, (SchedMark, Option<RequestInfo>)>,
 }
 
 /// One read of the thread list and the scheduler's view just before it.
@@ -166,6 +174,8 @@ impl Sampler {
             waits: HashMap::new(),
             tasks: TaskReader::new(pid),
             known_tids: HashMap::new(),
+            last_tasks: TaskList::default(),
+            requests_read: HashMap::new(),
         })
     }
 
@@ -257,6 +267,7 @@ impl Sampler {
         }
         let stopped = process_is_stopped(self.pid);
         self.read_activity(&mut threads, &pass.tasks, stopped);
+        self.last_tasks = pass.tasks.clone();
         if stopped {
             warnings.push(
                 "the process is stopped (SIGSTOP, job control or a debugger): no thread can run \
@@ -361,6 +372,7 @@ impl Sampler {
 
     /// Put the names `threading` gives the threads on them (one retry from
     /// scratch if the cached lookup fails: the module may have changed).
+    /// Read afresh on every sample: another thread may rename a sleeping one.
     fn read_names(&mut self, threads: &mut [ThreadSample], warnings: &mut Vec<String>) {
         let Some(layout) = &self.layout else {
             return;
@@ -440,6 +452,39 @@ impl Sampler {
             return;
         };
         let mut warnings = Vec::new();
+        // Requests of workers that have not run since they were read are
+        // still the same (not with --locals, whose values come with frames).
+        let mut read_now = HashMap::new();
+        let mut thread_ids: Vec<u64> = thread_ids.to_vec();
+        if options.requests && !options.locals {
+            thread_ids.retain(|thread_id| {
+                let Some(sample) = snapshot
+                    .threads
+                    .iter_mut()
+                    .find(|t| t.thread_id == *thread_id)
+                else {
+                    return false;
+                };
+                let mark = sample
+                    .os_thread_id
+                    .and_then(|tid| self.last_tasks.mark(tid));
+                let unchanged = self.requests_read.get(thread_id).filter(|(then, _)| {
+                    mark.is_some_and(|now| !now.runnable && now.runs.is_some() && now == *then)
+                });
+                match unchanged {
+                    Some((then, request)) => {
+                        sample.request = request.clone();
+                        read_now.insert(*thread_id, (*then, request.clone()));
+                        false
+                    }
+                    None => true,
+                }
+            });
+        }
+        if thread_ids.is_empty() {
+            self.requests_read = read_now;
+            return;
+        }
         // Never paused, not even with --blocking: this read is built for a
         // running target (bounded, torn reads retried), and a second ptrace
         // stop would double the stall --blocking imposes (tens of ms at 512
@@ -456,7 +501,7 @@ impl Sampler {
                 return;
             }
         };
-        for &thread_id in thread_ids {
+        for &thread_id in &thread_ids {
             let Some(sample) = snapshot
                 .threads
                 .iter_mut()
@@ -501,6 +546,14 @@ impl Sampler {
             let Some((frames, request)) = walked else {
                 continue;
             };
+            if let Some(mark) = sample
+                .os_thread_id
+                .and_then(|tid| self.last_tasks.mark(tid))
+                && !mark.runnable
+                && !options.locals
+            {
+                read_now.insert(thread_id, (mark, request.clone()));
+            }
             sample.request = request;
             if options.locals {
                 reader.reset_budget();
@@ -510,6 +563,7 @@ impl Sampler {
             }
         }
         snapshot.warnings.extend(warnings);
+        self.requests_read = read_now;
     }
 
     /// Read the thread list without stopping the target until every
