@@ -203,6 +203,13 @@ fn usage_errors_are_not_panics() {
     }
     assert_eq!(zhw(&["--version"]).code, 0);
     assert_eq!(zhw(&["check", "--help"]).code, 0);
+    // The plugin guidelines' short forms.
+    let version = zhw(&["-V"]);
+    assert_eq!(version.code, 0);
+    assert!(version.stdout.starts_with("zhw "), "{}", version.stdout);
+    let help = zhw(&["check", "-h"]);
+    assert_eq!(help.code, 0);
+    assert!(help.stdout.contains("Usage: zhw check"), "{}", help.stdout);
 }
 
 #[test]

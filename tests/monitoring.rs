@@ -432,3 +432,59 @@ fn fifos_and_held_locks_do_not_hang_the_check() {
         run.stdout
     );
 }
+
+/// The Icinga 2 CheckCommand names only options `zhw check` has, and every
+/// option it has (but the few that make no sense from Icinga).
+#[test]
+fn icinga_check_command_covers_every_check_option() {
+    let conf = std::fs::read_to_string(repo().join("examples/icinga2/zhw.conf")).expect("conf");
+    let in_conf: std::collections::BTreeSet<String> = conf
+        .lines()
+        .filter_map(|line| {
+            line.trim()
+                .strip_prefix('"')?
+                .split('"')
+                .next()
+                .map(str::to_string)
+        })
+        .filter(|key| key.starts_with('-'))
+        .collect();
+    let help = zhw(&["check", "--help"]).stdout;
+    let in_help: std::collections::BTreeSet<String> = help
+        .split(|c: char| c.is_whitespace() || c == ',')
+        .filter(|word| word.starts_with("--") && word.len() > 2)
+        .map(|word| {
+            word.trim_end_matches(|c: char| !c.is_alphanumeric())
+                .to_string()
+        })
+        .collect();
+    for key in &in_conf {
+        let long = key.starts_with("--");
+        assert!(
+            !long || in_help.contains(key),
+            "{key} is in the CheckCommand but not in zhw check --help"
+        );
+    }
+    // Short forms stand for these long ones.
+    let short = [
+        ("-w", "--warning"),
+        ("-c", "--critical"),
+        ("-t", "--timeout"),
+        ("-v", "--verbose"),
+    ];
+    let covered = |option: &str| {
+        in_conf.contains(option)
+            || short
+                .iter()
+                .any(|(s, l)| *l == option && in_conf.contains(*s))
+    };
+    for option in &in_help {
+        if ["--help", "--version"].contains(&option.as_str()) {
+            continue;
+        }
+        assert!(
+            covered(option),
+            "zhw check {option} is missing from the CheckCommand"
+        );
+    }
+}
