@@ -14,6 +14,15 @@ idle_waits = [{ function = "wait_for_job", file = "inhouse_server.py" }, { file 
 requests = [{ function = "worker_loop", file = "inhouse_server.py", local = "job", attribute = "env" }]
 "#;
 
+/// The same server recognised by its threads' names alone (no task loop).
+const INHOUSE_BY_NAME: &str = r#"
+[[profile]]
+name = "inhouse-named"
+thread_names = ["job-worker-*"]
+idle_waits = [{ function = "wait_for_job", file = "inhouse_server.py" }, { file = "threading.py" }]
+requests = [{ function = "worker_loop", file = "inhouse_server.py", local = "job", attribute = "env" }]
+"#;
+
 fn inhouse(label: &str) {
     let Some(env) = env_for(label, label, "in-house profile") else {
         return;
@@ -87,6 +96,28 @@ fn inhouse(label: &str) {
     assert_eq!(
         json["targets"][0]["stats"]["service_count"], 1,
         "the main thread"
+    );
+    // Thread names alone recognise the workers just as well.
+    let by_name = dir.path().join("by-name.toml");
+    std::fs::write(&by_name, INHOUSE_BY_NAME).expect("write");
+    let by_name = by_name.to_string_lossy().into_owned();
+    let json = zhw(&["check", "--profiles", &by_name, "--format", "json", &pid]).json();
+    let target = &json["targets"][0];
+    assert_eq!(target["profile"], "inhouse-named", "[{label}] {target:#}");
+    assert_eq!(
+        (
+            &target["stats"]["idle_count"],
+            &target["stats"]["busy_count"]
+        ),
+        (&serde_json::Value::from(3), &serde_json::Value::from(1)),
+        "[{label}] {target:#}"
+    );
+    assert!(
+        target["profile_reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("job-worker-*")),
+        "[{label}] {}",
+        target["profile_reason"]
     );
     // --profile can name it too.
     let run = zhw(&[

@@ -17,7 +17,7 @@ pub mod user;
 use serde::Serialize;
 
 use crate::model::{Activity, Frame, Snapshot, ThreadSample};
-pub use profiles::{FrameMatcher, Profile, RequestLocation, WorkerRule};
+pub use profiles::{FrameMatcher, NamePattern, Profile, RequestLocation, WorkerRule};
 
 /// What a thread is for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +93,7 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
     type Best<'a> = (
         &'static Profile,
         &'static [FrameMatcher],
+        &'static [NamePattern],
         usize,
         Option<(&'a Frame, &'static FrameMatcher)>,
     );
@@ -100,6 +101,7 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
     for profile in user_profiles.iter().copied().chain(profiles::BUILTIN) {
         let WorkerRule::PoolLoop {
             task_loops,
+            thread_names,
             markers,
             ..
         } = &profile.rule
@@ -109,9 +111,9 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
         let workers = snapshot
             .threads
             .iter()
-            .filter(|thread| loop_index(&thread.frames, task_loops).is_some())
+            .filter(|thread| worker_loop_at(thread, task_loops, thread_names).is_some())
             .count();
-        if best.is_some_and(|(_, _, most, _)| workers <= most) {
+        if best.is_some_and(|(_, _, _, most, _)| workers <= most) {
             continue;
         }
         // A marked profile needs its marker, and then applies even before
@@ -125,15 +127,28 @@ fn detect(snapshot: &Snapshot, user_profiles: &[&'static Profile]) -> (&'static 
                 None => continue,
             },
         };
-        best = Some((profile, task_loops, workers, marker));
+        best = Some((profile, task_loops, thread_names, workers, marker));
     }
     match best {
-        Some((profile, task_loops, workers, marker)) => {
-            let names: Vec<&str> = task_loops
+        Some((profile, task_loops, thread_names, workers, marker)) => {
+            let mut names: Vec<&str> = task_loops
                 .iter()
                 .map(|m| m.function.unwrap_or("*"))
                 .collect();
-            let file = task_loops.first().map_or("", |m| m.file_suffix);
+            let file = task_loops
+                .first()
+                .map_or(String::new(), |m| m.file_suffix.to_string());
+            let file = if thread_names.is_empty() {
+                file
+            } else {
+                let patterns: Vec<&str> = thread_names.iter().map(|p| p.0).collect();
+                names.push("a thread named");
+                if file.is_empty() {
+                    patterns.join(" or ")
+                } else {
+                    format!("{file}; named {}", patterns.join(" or "))
+                }
+            };
             let (plural, verb) = match workers {
                 0 => ("s yet", "run"),
                 1 => ("", "runs"),
@@ -185,6 +200,28 @@ fn find_marker<'a>(
         })
 }
 
+/// Where a worker's loop is on its stack: the innermost task-loop frame;
+/// for a thread whose name matches one of `thread_names` but runs no
+/// task-loop frame, its outermost application frame (its own code),
+/// else its outermost frame. `None`: not a worker of this pool.
+fn worker_loop_at(
+    thread: &ThreadSample,
+    task_loops: &[FrameMatcher],
+    thread_names: &[NamePattern],
+) -> Option<usize> {
+    loop_index(&thread.frames, task_loops).or_else(|| {
+        let name = thread.name.as_deref()?;
+        if thread.frames.is_empty() || !thread_names.iter().any(|p| p.matches(name)) {
+            return None;
+        }
+        let application = thread
+            .frames
+            .iter()
+            .rposition(|frame| !profiles::is_stdlib_file(&frame.file));
+        Some(application.unwrap_or(thread.frames.len() - 1))
+    })
+}
+
 /// Index of the innermost frame that is the pool's task loop.
 fn loop_index(frames: &[Frame], task_loops: &[FrameMatcher]) -> Option<usize> {
     frames.iter().position(|frame| {
@@ -198,9 +235,10 @@ fn classify_thread(profile: &Profile, thread: &ThreadSample) -> ThreadVerdict {
     match &profile.rule {
         WorkerRule::PoolLoop {
             task_loops,
+            thread_names,
             idle_waits,
             ..
-        } => match loop_index(&thread.frames, task_loops) {
+        } => match worker_loop_at(thread, task_loops, thread_names) {
             Some(index) => pool_worker(&thread.frames, index, idle_waits),
             None => service(
                 thread,

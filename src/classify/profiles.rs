@@ -64,6 +64,33 @@ impl FrameMatcher {
     }
 }
 
+/// A thread-name pattern: `*` stands for any run of characters, every
+/// other character for itself (`job-worker-*`, `*-pool`, `exact-name`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NamePattern(pub &'static str);
+
+impl NamePattern {
+    /// Whether a thread name matches.
+    pub fn matches(&self, name: &str) -> bool {
+        let mut parts = self.0.split('*');
+        let first = parts.next().unwrap_or("");
+        let Some(mut rest) = name.strip_prefix(first) else {
+            return false;
+        };
+        let parts: Vec<&str> = parts.collect();
+        let Some((last, middle)) = parts.split_last() else {
+            return rest.is_empty();
+        };
+        for part in middle {
+            match rest.find(part) {
+                Some(at) => rest = &rest[at + part.len()..],
+                None => return false,
+            }
+        }
+        rest.len() >= last.len() && rest.ends_with(last)
+    }
+}
+
 /// Where a busy worker's request can be read: a local variable of a frame,
 /// holding either a WSGI `environ` dict or a request object with one in an
 /// attribute (Zope's `HTTPRequest.environ`, cheroot's `Gateway.env`).
@@ -113,6 +140,10 @@ pub enum WorkerRule {
         /// The pool's task loop (a frame every worker has); several when
         /// versions of the server moved the loop (the innermost match counts).
         task_loops: &'static [FrameMatcher],
+        /// Thread names that make a thread a worker too (user profiles): for
+        /// a named worker without a task-loop frame, its outermost
+        /// application frame stands for the loop.
+        thread_names: &'static [NamePattern],
         /// Frames allowed inside the task loop while the worker waits for work.
         idle_waits: &'static [FrameMatcher],
         /// Frames of which at least one must be on some thread of the process
@@ -170,6 +201,7 @@ pub const ZSERVER: Profile = Profile {
             "accept",
             "ZServer/PubCore/ZRendezvous.py",
         )],
+        thread_names: &[],
         markers: &[],
     },
     // The publisher loop's `a` is the ZPublisher HTTPRequest (module
@@ -195,6 +227,7 @@ pub const WAITRESS: Profile = Profile {
     rule: WorkerRule::PoolLoop {
         task_loops: &[FrameMatcher::function("handler_thread", "waitress/task.py")],
         idle_waits: STDLIB_WAITS,
+        thread_names: &[],
         markers: &[],
     },
     requests: &[RequestLocation::local(
@@ -224,6 +257,7 @@ pub const GUNICORN: Profile = Profile {
     rule: WorkerRule::PoolLoop {
         task_loops: EXECUTOR_LOOP,
         idle_waits: STDLIB_WAITS,
+        thread_names: &[],
         markers: &[
             FrameMatcher::function("run", "gunicorn/workers/gthread.py"),
             FrameMatcher::function("handle", "gunicorn/workers/gthread.py"),
@@ -248,6 +282,7 @@ pub const CELERY: Profile = Profile {
     rule: WorkerRule::PoolLoop {
         task_loops: EXECUTOR_LOOP,
         idle_waits: STDLIB_WAITS,
+        thread_names: &[],
         markers: &[
             FrameMatcher::any_in("celery/worker/worker.py"),
             FrameMatcher::function("apply_target", "celery/concurrency/base.py"),
@@ -265,6 +300,7 @@ pub const THREADPOOL: Profile = Profile {
     rule: WorkerRule::PoolLoop {
         task_loops: EXECUTOR_LOOP,
         idle_waits: STDLIB_WAITS,
+        thread_names: &[],
         markers: &[],
     },
     requests: &[],
@@ -285,6 +321,7 @@ pub const CHEROOT: Profile = Profile {
             FrameMatcher::function("run", "cheroot/workers/threadpool.py"),
         ],
         idle_waits: STDLIB_WAITS,
+        thread_names: &[],
         markers: &[],
     },
     // The WSGI gateway keeps the environ as `self.env` while the app runs.

@@ -721,6 +721,7 @@ fn a_user_profile_with_markers_only_applies_where_they_are() {
         description: "ACME's executor server",
         rule: WorkerRule::PoolLoop {
             task_loops: LOOP,
+            thread_names: &[],
             idle_waits: &[],
             markers: &[FrameMatcher::any_in("acme/server.py")],
         },
@@ -737,5 +738,97 @@ fn a_user_profile_with_markers_only_applies_where_they_are() {
     assert_eq!(
         classify(&without, None, &[&ACME]).profile.name,
         "threadpool"
+    );
+}
+
+#[test]
+fn name_patterns() {
+    let rows = [
+        ("job-worker-*", "job-worker-3", true),
+        ("job-worker-*", "job-worker-", true),
+        ("job-worker-*", "job-worke", false),
+        ("*-pool", "db-pool", true),
+        ("*-pool", "db-pool-2", false),
+        ("a*b*c", "a-x-b-y-c", true),
+        ("a*b*c", "a-c-b", false),
+        ("exact", "exact", true),
+        ("exact", "exactly", false),
+        ("*", "anything", true),
+    ];
+    for (pattern, name, matches) in rows {
+        assert_eq!(
+            profiles::NamePattern(pattern).matches(name),
+            matches,
+            "{pattern} vs {name}"
+        );
+    }
+}
+
+/// A user profile may recognise its workers by thread name alone: the
+/// outermost application frame stands for the loop, idle waits as usual.
+#[test]
+fn workers_recognised_by_thread_name() {
+    use {Role::*, State::*};
+    static NAMED: Profile = Profile {
+        name: "named",
+        description: "workers known by name",
+        rule: WorkerRule::PoolLoop {
+            task_loops: &[],
+            thread_names: &[profiles::NamePattern("job-worker-*")],
+            idle_waits: &[
+                FrameMatcher::function("wait_for_job", "srv/app/views.py"),
+                FrameMatcher::any_in("threading.py"),
+            ],
+            markers: &[],
+        },
+        requests: &[],
+    };
+    let named = |name: &str, frames: Vec<Frame>| ThreadSample {
+        name: Some(name.to_string()),
+        ..thread(frames)
+    };
+    let idle = bootstrap(
+        vec![
+            f("Condition.wait", THREADING),
+            f("wait_for_job", APP),
+            f("worker_loop", APP),
+        ],
+        THREADING,
+    );
+    let busy = bootstrap(
+        vec![
+            f("Condition.wait", THREADING),
+            f("render", APP),
+            f("worker_loop", APP),
+        ],
+        THREADING,
+    );
+    let verdict = |t: &ThreadSample| {
+        let v = classify_thread(&NAMED, t);
+        (v.role, v.state)
+    };
+    assert_eq!(
+        verdict(&named("job-worker-0", idle.clone())),
+        (Worker, Idle)
+    );
+    assert_eq!(verdict(&named("job-worker-1", busy)), (Worker, Busy));
+    assert_eq!(verdict(&named("scheduler", idle.clone())).0, Service);
+    assert_eq!(
+        verdict(&thread(idle.clone())).0,
+        Service,
+        "no name, no worker"
+    );
+    // Detection counts named workers.
+    let mut snap = snapshot(vec![]);
+    snap.threads = vec![
+        named("job-worker-0", idle.clone()),
+        named("job-worker-1", idle),
+    ];
+    let chosen = classify(&snap, None, &[&NAMED]);
+    assert_eq!(chosen.profile.name, "named");
+    assert!(
+        chosen.profile_reason.contains("job-worker-*"),
+        "{}",
+        chosen.profile_reason
     );
 }

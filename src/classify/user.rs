@@ -6,6 +6,8 @@
 //! name = "inhouse"
 //! description = "ACME's job server"
 //! task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
+//! # and/or: threads named like this are workers too (`*` = anything)
+//! thread_names = ["acme-worker-*"]
 //! idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" },
 //!               { file = "threading.py" }, { file = "queue.py" }]
 //! # Where a busy worker's request lives (optional): a local variable holding
@@ -27,7 +29,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use super::profiles::{self, FrameMatcher, Profile, RequestLocation, WorkerRule};
+use super::profiles::{self, FrameMatcher, NamePattern, Profile, RequestLocation, WorkerRule};
 
 /// Where zhw looks for profiles when `--profiles` is not given.
 pub const SYSTEM_PROFILES: &str = "/etc/zhw/profiles.toml";
@@ -47,7 +49,10 @@ struct UserProfile {
     name: String,
     #[serde(default)]
     description: String,
+    #[serde(default)]
     task_loops: Vec<UserMatcher>,
+    #[serde(default)]
+    thread_names: Vec<String>,
     #[serde(default)]
     idle_waits: Vec<UserMatcher>,
     #[serde(default)]
@@ -152,8 +157,19 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
         if profiles::by_name(&user.name).is_some() || loaded.iter().any(|p| p.name == user.name) {
             return Err(problem("this name is already taken"));
         }
-        if user.task_loops.is_empty() {
-            return Err(problem("task_loops must name at least one frame"));
+        if user.task_loops.is_empty() && user.thread_names.is_empty() {
+            return Err(problem(
+                "task_loops must name at least one frame, or thread_names one name pattern",
+            ));
+        }
+        if user
+            .thread_names
+            .iter()
+            .any(|p| p.is_empty() || p.chars().all(|c| c == '*') || p.chars().any(char::is_control))
+        {
+            return Err(problem(
+                "a thread_names pattern needs a character other than * (and no control characters)",
+            ));
         }
         if user
             .task_loops
@@ -185,6 +201,12 @@ pub fn parse(text: &str, shown: &str) -> Result<Vec<&'static Profile>, String> {
             description: user.description.leak(),
             rule: WorkerRule::PoolLoop {
                 task_loops: leak_matchers(user.task_loops),
+                thread_names: user
+                    .thread_names
+                    .into_iter()
+                    .map(|p| NamePattern(p.leak()))
+                    .collect::<Vec<_>>()
+                    .leak(),
                 idle_waits: leak_matchers(user.idle_waits),
                 markers: leak_matchers(user.markers),
             },
@@ -236,6 +258,7 @@ mod tests {
 name = "inhouse"
 description = "ACME's job server"
 task_loops = [{ function = "worker_loop", file = "acme/pool.py" }]
+thread_names = ["acme-*"]
 idle_waits = [{ function = "wait_for_job", file = "acme/pool.py" }, { file = "threading.py" }]
 requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribute = "environ" },
             { local = "env" }]
@@ -248,6 +271,7 @@ requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribu
         assert_eq!(loaded[0].name, "inhouse");
         let WorkerRule::PoolLoop {
             task_loops,
+            thread_names,
             idle_waits,
             markers,
         } = &loaded[0].rule
@@ -255,6 +279,7 @@ requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribu
             panic!("a pool profile")
         };
         assert!(task_loops[0].matches("worker_loop", "/srv/acme/pool.py"));
+        assert!(thread_names[0].matches("acme-7"));
         assert!(idle_waits[1].matches("Condition.wait", "/usr/lib/python3.11/threading.py"));
         let requests = loaded[0].requests;
         assert_eq!(requests.len(), 2);
@@ -316,6 +341,11 @@ requests = [{ function = "handle", file = "acme/pool.py", local = "job", attribu
                 "[[profile]]\nname = \"y\"\ntask_loops = []\n",
                 "profile \"y\"",
                 "at least one frame",
+            ),
+            (
+                "[[profile]]\nname = \"n\"\nthread_names = [\"**\"]\n",
+                "profile \"n\"",
+                "other than *",
             ),
             (
                 "[[profile]]\nname = \"z\"\ntask_loops = [{ file = \"a.py\" }]\nrequests = [{ function = \"f\", local = \"e\" }]\n",
