@@ -645,11 +645,13 @@ impl Sampler {
                 )
             })
             .collect();
-        self.known_tids = traces
-            .iter()
-            .zip(&tids)
-            .filter_map(|(trace, tid)| Some((trace.thread_id, (*tid)?)))
-            .collect();
+        self.known_tids.clear();
+        self.known_tids.extend(
+            traces
+                .iter()
+                .zip(&tids)
+                .filter_map(|(trace, tid)| Some((trace.thread_id, (*tid)?))),
+        );
         Pass {
             traces,
             tids,

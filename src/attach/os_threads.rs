@@ -85,7 +85,8 @@ impl TaskReader {
             return TaskList::default();
         };
         let mut buffer = [0u8; 1024];
-        let mut marks = HashMap::new();
+        // Sized for the threads seen last time: no rehashing as it fills.
+        let mut marks = HashMap::with_capacity(self.open.len() + 8);
         for entry in entries {
             let Some(tid) = entry
                 .ok()
