@@ -70,6 +70,27 @@ pub struct ThreadSample {
     pub request: Option<RequestInfo>,
 }
 
+impl Default for ThreadSample {
+    /// A thread with nothing known yet: no ids, no frames, consistent.
+    fn default() -> Self {
+        ThreadSample {
+            thread_id: 0,
+            os_thread_id: None,
+            name: None,
+            on_cpu: None,
+            holds_gil: false,
+            activity: None,
+            activity_detail: None,
+            is_main: false,
+            stack_consistent: true,
+            frames: Vec::new(),
+            elided: None,
+            frames_cut: false,
+            request: None,
+        }
+    }
+}
+
 /// What a thread is doing at the OS level when sampled. Not busy or idle:
 /// a worker blocked on a lock inside a request is busy but `Waiting`.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]

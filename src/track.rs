@@ -195,23 +195,14 @@ mod tests {
             .enumerate()
             .map(|(i, w)| ThreadSample {
                 thread_id: i as u64 + 1,
-                os_thread_id: None,
-                name: None,
-                on_cpu: None,
-                holds_gil: false,
-                activity: None,
-                activity_detail: None,
-                is_main: false,
-                stack_consistent: true,
                 frames: w.map(|(_, line)| vec![frame(line)]).unwrap_or_default(),
-                elided: None,
-                frames_cut: false,
                 request: w.and_then(|(identity, _)| {
                     identity.map(|identity| RequestInfo {
                         identity: Some(identity),
                         ..RequestInfo::default()
                     })
                 }),
+                ..ThreadSample::default()
             })
             .collect();
         let snapshot = Snapshot {

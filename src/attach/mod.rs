@@ -314,28 +314,17 @@ impl Sampler {
         let mut buffer = [0u8; 256];
         let mut waits = HashMap::with_capacity(self.waits.len());
         for thread in threads.iter_mut() {
-            let tid = thread.os_thread_id;
-            let mark = tid.and_then(|tid| tasks.mark(tid));
-            let decided = match (tid, mark) {
-                _ if stopped || thread.holds_gil => Some(activity::decide(
-                    Observed {
-                        process_stopped: stopped,
-                        holds_gil: thread.holds_gil,
-                        runnable: thread.on_cpu == Some(true),
-                        wait: Wait::Unknown,
-                    },
-                    &gil,
-                )),
-                (Some(_), Some(mark)) if mark.runnable => Some(activity::decide(
-                    Observed {
-                        process_stopped: false,
-                        holds_gil: false,
-                        runnable: true,
-                        wait: Wait::Unknown,
-                    },
-                    &gil,
-                )),
-                (Some(tid), Some(mark)) => {
+            let listed = thread
+                .os_thread_id
+                .and_then(|tid| Some((tid, tasks.mark(tid)?)));
+            if listed.is_none() && !stopped && !thread.holds_gil {
+                continue;
+            }
+            // Only a blocked thread's system call is worth reading.
+            let blocked =
+                listed.filter(|(_, mark)| !stopped && !thread.holds_gil && !mark.runnable);
+            let (activity, detail) = match blocked {
+                Some((tid, mark)) => {
                     let known = self
                         .waits
                         .get(&tid)
@@ -343,29 +332,33 @@ impl Sampler {
                         .map(|(_, activity, detail)| (*activity, detail.clone()));
                     let decided = known.unwrap_or_else(|| {
                         let wait = activity::read_wait(self.pid, tid, &mut buffer);
-                        activity::decide(
-                            Observed {
-                                process_stopped: false,
-                                holds_gil: false,
-                                runnable: false,
-                                wait,
-                            },
-                            &gil,
-                        )
+                        let observed = Observed {
+                            process_stopped: false,
+                            holds_gil: false,
+                            runnable: false,
+                            wait,
+                        };
+                        activity::decide(observed, &gil)
                     });
                     // Only a wait is remembered: a thread found running
                     // may be anywhere by the next sample.
                     if decided.0 == Activity::Waiting {
                         waits.insert(tid, (mark, decided.0, decided.1.clone()));
                     }
-                    Some(decided)
+                    decided
                 }
-                _ => None,
+                None => {
+                    let observed = Observed {
+                        process_stopped: stopped,
+                        holds_gil: thread.holds_gil,
+                        runnable: listed.map_or(thread.on_cpu == Some(true), |(_, m)| m.runnable),
+                        wait: Wait::Unknown,
+                    };
+                    activity::decide(observed, &gil)
+                }
             };
-            if let Some((activity, detail)) = decided {
-                thread.activity = Some(activity);
-                thread.activity_detail = Some(detail);
-            }
+            thread.activity = Some(activity);
+            thread.activity_detail = Some(detail);
         }
         self.waits = waits;
     }
@@ -1140,18 +1133,7 @@ mod tests {
     fn sample_thread() -> ThreadSample {
         ThreadSample {
             thread_id: 1,
-            os_thread_id: None,
-            name: None,
-            on_cpu: None,
-            holds_gil: false,
-            activity: None,
-            activity_detail: None,
-            is_main: false,
-            stack_consistent: true,
-            request: None,
-            elided: None,
-            frames_cut: false,
-            frames: vec![],
+            ..ThreadSample::default()
         }
     }
 
@@ -1159,18 +1141,8 @@ mod tests {
     fn main_thread_fallbacks() {
         let thread = |name: Option<&str>| ThreadSample {
             thread_id: 1,
-            os_thread_id: None,
             name: name.map(str::to_string),
-            on_cpu: None,
-            holds_gil: false,
-            activity: None,
-            activity_detail: None,
-            is_main: false,
-            stack_consistent: true,
-            request: None,
-            elided: None,
-            frames_cut: false,
-            frames: vec![],
+            ..ThreadSample::default()
         };
         let mut named = vec![thread(Some("MainThread")), thread(None)];
         mark_main_thread(&mut named);

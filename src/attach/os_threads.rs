@@ -61,6 +61,21 @@ struct ThreadFiles {
     schedstat: Option<fs::File>,
 }
 
+impl ThreadFiles {
+    /// The thread's state and counters now; `None` if it is gone.
+    fn mark(&self, buffer: &mut [u8]) -> Option<SchedMark> {
+        let runnable = pread_small(&self.stat, buffer)
+            .and_then(scheduler_state)
+            .map(|state| state == 'R')?;
+        let runs = self
+            .schedstat
+            .as_ref()
+            .and_then(|file| pread_small(file, buffer))
+            .and_then(parse_schedstat);
+        Some(SchedMark { runnable, runs })
+    }
+}
+
 impl TaskReader {
     /// A reader for `pid` that keeps at most a quarter of the open-file
     /// limit (and at most 2048 threads' files) open.
@@ -109,22 +124,14 @@ impl TaskReader {
     /// One thread's state and counters, through its open files if it has
     /// them (opened now if there is room); `None` if it is gone.
     fn mark(&mut self, tid: u32, buffer: &mut [u8]) -> Option<SchedMark> {
-        let pid = self.pid;
         if let Some(files) = self.open.get(&tid) {
-            let runnable = pread_small(&files.stat, buffer)
-                .and_then(scheduler_state)
-                .map(|state| state == 'R');
-            if let Some(runnable) = runnable {
-                let runs = files
-                    .schedstat
-                    .as_ref()
-                    .and_then(|file| pread_small(file, buffer))
-                    .and_then(parse_schedstat);
-                return Some(SchedMark { runnable, runs });
+            if let Some(mark) = files.mark(buffer) {
+                return Some(mark);
             }
             // Gone, or a new thread under a recycled tid: look again.
             self.open.remove(&tid);
         }
+        let pid = self.pid;
         let stat_path = format!("/proc/{pid}/task/{tid}/stat");
         let schedstat_path = format!("/proc/{pid}/task/{tid}/schedstat");
         if self.open.len() < self.most_open
@@ -134,16 +141,9 @@ impl TaskReader {
                 stat,
                 schedstat: fs::File::open(&schedstat_path).ok(),
             };
-            let runnable = pread_small(&files.stat, buffer)
-                .and_then(scheduler_state)
-                .map(|state| state == 'R')?;
-            let runs = files
-                .schedstat
-                .as_ref()
-                .and_then(|file| pread_small(file, buffer))
-                .and_then(parse_schedstat);
+            let mark = files.mark(buffer)?;
             self.open.insert(tid, files);
-            return Some(SchedMark { runnable, runs });
+            return Some(mark);
         }
         let runnable = read_small(&stat_path, buffer)
             .and_then(scheduler_state)

@@ -25,18 +25,8 @@ fn f(function: &str, file: &str) -> Frame {
 fn thread(frames: Vec<Frame>) -> ThreadSample {
     ThreadSample {
         thread_id: 1,
-        os_thread_id: None,
-        name: None,
-        on_cpu: None,
-        holds_gil: false,
-        activity: None,
-        activity_detail: None,
-        is_main: false,
-        stack_consistent: true,
         frames,
-        request: None,
-        elided: None,
-        frames_cut: false,
+        ..ThreadSample::default()
     }
 }
 
