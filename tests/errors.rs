@@ -5,6 +5,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use crate::support::{interpreter_path, record, repo, run_command, zhw, zhw_binary};
 
@@ -596,6 +597,57 @@ fn another_tracer_is_named_as_the_cause() {
     // The default mode does not need ptrace and still answers.
     let run = zhw(&["check", &pid.to_string()]);
     assert!(!run.first_line().starts_with("FAILURE"), "{}", run.stdout);
+}
+
+/// Hold `pid`'s main thread in a ptrace stop (state `t`), as a sampler or a
+/// debugger does, for `hold`; `None` when this machine forbids ptrace.
+fn hold_in_ptrace_stop(pid: u32, hold: Duration) -> Option<std::thread::JoinHandle<()>> {
+    use nix::sys::{ptrace, wait};
+    let (held, is_held) = std::sync::mpsc::channel();
+    let holder = std::thread::spawn(move || {
+        // ptrace requests must come from the thread that attached.
+        let raw = nix::unistd::Pid::from_raw(pid as i32);
+        let stopped = ptrace::seize(raw, ptrace::Options::empty())
+            .and_then(|()| ptrace::interrupt(raw))
+            .and_then(|()| wait::waitpid(raw, Some(wait::WaitPidFlag::__WALL)).map(drop));
+        let _ = held.send(stopped.is_ok());
+        if stopped.is_ok() {
+            std::thread::sleep(hold);
+        }
+        let _ = ptrace::detach(raw, None);
+    });
+    is_held.recv().unwrap_or(false).then_some(holder)
+}
+
+/// Regression: a monitoring system ran `zhw check --blocking` and a plain
+/// `zhw check` of the same client at once (tests/integration/icinga2.sh), and
+/// the plain one called the client CRITICAL "process is stopped" because it
+/// met the other's ptrace pause.
+#[test]
+fn another_samplers_brief_pause_is_not_a_stopped_process() {
+    let target = python_waiting(3);
+    let pid = target.0.id();
+    let Some(holder) = hold_in_ptrace_stop(pid, Duration::from_millis(300)) else {
+        record("SKIP another_samplers_brief_pause_is_not_a_stopped_process: cannot ptrace here");
+        return;
+    };
+    let run = zhw(&["check", "-v", &pid.to_string()]);
+    let _ = holder.join();
+    assert!(!run.stdout.contains("stopped"), "{}", run.stdout);
+    assert_ne!(run.code, 2, "{}", run.stdout);
+
+    // A debugger that keeps it paused is a stopped server.
+    let Some(holder) = hold_in_ptrace_stop(pid, Duration::from_secs(3)) else {
+        panic!("ptrace worked a moment ago");
+    };
+    let run = zhw(&["check", &pid.to_string()]);
+    let _ = holder.join();
+    assert!(
+        run.first_line()
+            .starts_with("CRITICAL - process is stopped"),
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]

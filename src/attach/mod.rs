@@ -916,13 +916,27 @@ fn permission_denied(pid: u32) -> AttachError {
     }
 }
 
-/// Whether the whole process is stopped: `T` (SIGSTOP, job control) or `t`
-/// (a debugger's ptrace stop).
+/// How long a ptrace stop may last before zhw calls the process stopped.
+/// Samplers (py-spy, another `zhw --blocking`, a monitoring system running
+/// two checks at once) hold one for milliseconds; a debugger at a breakpoint
+/// holds it for as long as its user wants.
+const TRACING_STOP_GRACE: Duration = Duration::from_millis(500);
+
+/// Whether the whole process is stopped: `T` (SIGSTOP, job control) at once;
+/// `t` (a ptrace stop) only when it outlasts [`TRACING_STOP_GRACE`], so that
+/// another tool's brief pause never makes a healthy server CRITICAL.
 fn process_is_stopped(pid: u32) -> bool {
-    matches!(
-        scheduler_state(&format!("/proc/{pid}/stat")),
-        Some('T') | Some('t')
-    )
+    let deadline = Instant::now() + TRACING_STOP_GRACE;
+    loop {
+        match scheduler_state(&format!("/proc/{pid}/stat")) {
+            Some('T') => return true,
+            Some('t') if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Some('t') => return true,
+            _ => return false,
+        }
+    }
 }
 
 fn stopped_for_blocking(pid: u32) -> AttachError {
