@@ -432,18 +432,8 @@ mod tests {
     fn thread(id: u64, frames: Vec<Frame>) -> ThreadSample {
         ThreadSample {
             thread_id: id,
-            os_thread_id: None,
-            name: None,
-            on_cpu: None,
-            holds_gil: false,
-            activity: None,
-            activity_detail: None,
-            is_main: false,
-            stack_consistent: true,
             frames,
-            elided: None,
-            frames_cut: false,
-            request: None,
+            ..ThreadSample::default()
         }
     }
 
