@@ -20,6 +20,7 @@ fn expected(idle: u64, busy: u64, status: &'static str, code: i32) -> Expected<'
         service: 1,
         status,
         code,
+        requests: true,
     }
 }
 
