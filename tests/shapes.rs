@@ -759,3 +759,53 @@ on_every_interpreter! { many_threads:
     many_threads_on_debian_3_11 => "debian-3.11",
     many_threads_on_sid_3_14 => "sid-3.14",
 }
+
+// ---------------------------------------------------------------------------
+// Free-threaded builds (3.13t, 3.14t) are refused, not misread.
+
+/// A process whose `_Py_DebugOffsets` says its objects' type pointer is at
+/// offset 24 (what 3.13t and 3.14t builds, and trace-refs builds, have)
+/// is refused as an unsupported Python: the check fails with FAILURE (2) and
+/// says why, and no stack or object is read at the default build's offsets.
+/// No free-threaded interpreter is at hand, so fake_free_threaded.py turns a
+/// default build into one that says it is (`offset`: where the table keeps
+/// that entry, from py-spy's bindings of `_Py_DebugOffsets`).
+fn free_threaded_refused(label: &str, offset: u32) {
+    let Some(python) = find_interpreter(label, "free-threaded refusal") else {
+        return;
+    };
+    let server = Server::start(
+        &python,
+        &script("fake_free_threaded.py"),
+        &[&offset.to_string()],
+    );
+    let pid = server.pid.to_string();
+    record(&format!("EXERCISED free-threaded refusal on {label}"));
+    let run = zhw(&["check", &pid]);
+    assert_eq!(run.code, 2, "{label}: {}{}", run.stdout, run.stderr);
+    let first = run.first_line();
+    for needle in [
+        &format!("FAILURE - pid {pid} runs an unsupported Python: "),
+        "is a free-threaded (no-GIL) or trace-refs build",
+        "offset 24, not 8",
+    ] {
+        assert!(first.contains(needle), "{label}: {needle:?} not in {first}");
+    }
+    let doc = zhw(&["dump", "--format", "json", &pid]).json();
+    assert!(
+        doc["targets"][0]["threads"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{label}: {doc}"
+    );
+}
+
+#[test]
+fn free_threaded_build_refused_on_pyenv_3_13() {
+    free_threaded_refused("pyenv-3.13.0", 360);
+}
+
+#[test]
+fn free_threaded_build_refused_on_sid_3_14() {
+    free_threaded_refused("sid-3.14", 408);
+}
