@@ -37,7 +37,8 @@
 # something behind that it could not remove.
 # Idempotent (a built env is checked in well under a second and kept; one
 # whose spec changed is rebuilt), safe to run concurrently (flock),
-# non-interactive. A cold build takes a few minutes (downloads about 60 MB).
+# non-interactive. A cold build takes about 40 s (112 packages, about 45 MB
+# downloaded, 264 MB on disk).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -163,7 +164,7 @@ fi
 rm -f "$probe"
 
 started=$(date +%s)
-log "building $sid_root: debootstrap --variant=minbase sid from $mirror, with $packages (a few minutes)"
+log "building $sid_root: debootstrap --variant=minbase sid from $mirror, with $packages (about a minute)"
 remove_env || { echo "FAIL  $label: cannot remove the old env under $root" >&2; exit 1; }
 # debootstrap resolves the Depends of --include itself and downloads on the
 # host side, so the chroot needs neither network nor resolver configuration.
