@@ -120,4 +120,5 @@ interpreters! {
     bounded_reads_on_pyenv_3_12 => "pyenv-3.12.1",
     bounded_reads_on_pyenv_3_13 => "pyenv-3.13.0",
     bounded_reads_on_debian_3_11 => "debian-3.11",
+    bounded_reads_on_sid_3_14 => "sid-3.14",
 }

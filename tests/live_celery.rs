@@ -20,6 +20,7 @@ fn expected(idle: u64, busy: u64, status: &'static str, code: i32) -> Expected<'
         service: 3,
         status,
         code,
+        requests: false,
     }
 }
 
@@ -91,4 +92,5 @@ interpreters! {
     celery_on_pyenv_3_12 => "pyenv-3.12.1",
     celery_on_pyenv_3_13 => "pyenv-3.13.0",
     celery_on_debian_3_11 => "debian-3.11",
+    celery_on_sid_3_14 => "sid-3.14",
 }

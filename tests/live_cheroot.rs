@@ -100,4 +100,5 @@ interpreters! {
     cheroot_on_pyenv_3_12 => "pyenv-3.12.1",
     cheroot_on_pyenv_3_13 => "pyenv-3.13.0",
     cheroot_on_debian_3_11 => "debian-3.11",
+    cheroot_on_sid_3_14 => "sid-3.14",
 }

@@ -20,6 +20,7 @@ fn expected(idle: u64, busy: u64, status: &'static str, code: i32) -> Expected<'
         service: 1,
         status,
         code,
+        requests: true,
     }
 }
 
@@ -88,4 +89,5 @@ interpreters! {
     gunicorn_on_pyenv_3_12 => "pyenv-3.12.1",
     gunicorn_on_pyenv_3_13 => "pyenv-3.13.0",
     gunicorn_on_debian_3_11 => "debian-3.11",
+    gunicorn_on_sid_3_14 => "sid-3.14",
 }

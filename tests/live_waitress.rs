@@ -97,6 +97,15 @@ fn waitress_matrix(label: &str) {
     assert_eq!(json["status"], "CRITICAL");
     assert_eq!(json["exit_code"], 3);
     let target = &json["targets"][0];
+    // The label names the interpreter that ran (sid-3.14 is Debian's 3.14).
+    let version = label.rsplit('-').next().unwrap_or("");
+    assert!(
+        target["python_version"]
+            .as_str()
+            .is_some_and(|found| found == version || found.starts_with(&format!("{version}."))),
+        "{label}: {}",
+        target["python_version"]
+    );
     assert_eq!(target["profile"], "waitress", "{label}");
     assert_eq!(target["stats"]["busy_count"], 4, "{label}");
     assert_eq!(target["stats"]["idle_count"], 0, "{label}");
@@ -346,4 +355,5 @@ interpreters! {
     waitress_on_pyenv_3_12 => "pyenv-3.12.1",
     waitress_on_pyenv_3_13 => "pyenv-3.13.0",
     waitress_on_debian_3_11 => "debian-3.11",
+    waitress_on_sid_3_14 => "sid-3.14",
 }

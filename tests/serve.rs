@@ -557,6 +557,7 @@ interpreters! {
     serve_on_pyenv_3_12 => "pyenv-3.12.1",
     serve_on_pyenv_3_13 => "pyenv-3.13.0",
     serve_on_debian_3_11 => "debian-3.11",
+    serve_on_sid_3_14 => "sid-3.14",
 }
 
 #[test]

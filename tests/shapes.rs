@@ -11,7 +11,9 @@ use std::process::{Command, Stdio};
 use serde_json::Value;
 
 use crate::errors::{Reaped, is_root};
-use crate::support::{Server, interpreter_path, record, repo, run_command, zhw, zhw_binary};
+use crate::support::{
+    Server, find_interpreter, interpreter_path, record, repo, run_command, zhw, zhw_binary,
+};
 
 fn read_ready(child: &mut Reaped) -> String {
     let stdout = child.0.stdout.take().expect("stdout");
@@ -190,20 +192,6 @@ fn script(name: &str) -> PathBuf {
     repo().join("tests/python").join(name)
 }
 
-/// The interpreter for `label`, or `None` after a SKIP line.
-fn interpreter(label: &str, what: &str) -> Option<PathBuf> {
-    let python = interpreter_path(label);
-    if python.exists() {
-        Some(python)
-    } else {
-        record(&format!(
-            "SKIP {what} on {label}: interpreter {} not found",
-            python.display()
-        ));
-        None
-    }
-}
-
 fn threads_of(doc: &Value) -> Vec<Value> {
     doc["targets"][0]["threads"]
         .as_array()
@@ -245,7 +233,7 @@ const STATE_SAMPLES: usize = 40;
 /// threads asleep, blocked on a lock or on a socket are `waiting` and never
 /// hold it, in every sample.
 fn thread_states(label: &str) {
-    let Some(python) = interpreter(label, "thread states") else {
+    let Some(python) = find_interpreter(label, "thread states") else {
         return;
     };
     let server = Server::start(&python, &script("five_states.py"), &[]);
@@ -290,6 +278,7 @@ on_every_interpreter! { thread_states:
     thread_states_on_pyenv_3_12 => "pyenv-3.12.1",
     thread_states_on_pyenv_3_13 => "pyenv-3.13.0",
     thread_states_on_debian_3_11 => "debian-3.11",
+    thread_states_on_sid_3_14 => "sid-3.14",
 }
 
 // ---------------------------------------------------------------------------
@@ -313,7 +302,7 @@ fn named<'a>(threads: &'a [Value], name: &str) -> &'a Value {
 /// threads blocked in their own top-level function idle, and the pool
 /// worker blocked inside a job busy.
 fn activity(label: &str) {
-    let Some(python) = interpreter(label, "thread activity") else {
+    let Some(python) = find_interpreter(label, "thread activity") else {
         return;
     };
     let server = Server::start(&python, &script("activity.py"), &[]);
@@ -401,6 +390,7 @@ on_every_interpreter! { activity:
     activity_on_pyenv_3_12 => "pyenv-3.12.1",
     activity_on_pyenv_3_13 => "pyenv-3.13.0",
     activity_on_debian_3_11 => "debian-3.11",
+    activity_on_sid_3_14 => "sid-3.14",
 }
 
 // ---------------------------------------------------------------------------
@@ -476,7 +466,7 @@ fn zhw_without_map_files(args: &[&str]) -> Option<crate::support::Run> {
 /// shared library (Debian's) runs on its deleted executable instead, which
 /// is read through /proc/PID/exe. Needs root (CAP_SYS_ADMIN opens map_files).
 fn deleted_library(label: &str) {
-    let Some(python) = interpreter(label, "deleted libpython") else {
+    let Some(python) = find_interpreter(label, "deleted libpython") else {
         return;
     };
     if !is_root() {
@@ -562,6 +552,9 @@ on_every_interpreter! { deleted_library:
     deleted_libpython_on_pyenv_3_12 => "pyenv-3.12.1",
     deleted_libpython_on_pyenv_3_13 => "pyenv-3.13.0",
     deleted_executable_on_debian_3_11 => "debian-3.11",
+    // Not on sid-3.14: Debian's python3.14 links libpython statically (no
+    // shared library to delete), and a copy of its executable would have to
+    // run inside the chroot; debian-3.11 covers the deleted executable.
 }
 
 // ---------------------------------------------------------------------------
@@ -578,7 +571,7 @@ const WALKED: u64 = 65_536;
 /// walk stops at 65,536 frames, says so, and the check's status line says
 /// its counts may be short.
 fn deep_stack(label: &str) {
-    let Some(python) = interpreter(label, "deep stack") else {
+    let Some(python) = find_interpreter(label, "deep stack") else {
         return;
     };
     record(&format!("EXERCISED deep stack on {label}"));
@@ -694,6 +687,7 @@ on_every_interpreter! { deep_stack:
     deep_stack_on_pyenv_3_12 => "pyenv-3.12.1",
     deep_stack_on_pyenv_3_13 => "pyenv-3.13.0",
     deep_stack_on_debian_3_11 => "debian-3.11",
+    deep_stack_on_sid_3_14 => "sid-3.14",
 }
 
 // ---------------------------------------------------------------------------
@@ -704,7 +698,7 @@ const MANY: usize = 4200;
 
 /// Every one of 4202 threads is read and counted exactly.
 fn many_threads(label: &str) {
-    let Some(python) = interpreter(label, "many threads") else {
+    let Some(python) = find_interpreter(label, "many threads") else {
         return;
     };
     record(&format!("EXERCISED {MANY} threads on {label}"));
@@ -763,4 +757,55 @@ on_every_interpreter! { many_threads:
     many_threads_on_pyenv_3_12 => "pyenv-3.12.1",
     many_threads_on_pyenv_3_13 => "pyenv-3.13.0",
     many_threads_on_debian_3_11 => "debian-3.11",
+    many_threads_on_sid_3_14 => "sid-3.14",
+}
+
+// ---------------------------------------------------------------------------
+// Free-threaded builds (3.13t, 3.14t) are refused, not misread.
+
+/// A process whose `_Py_DebugOffsets` says its objects' type pointer is at
+/// offset 24 (what 3.13t and 3.14t builds, and trace-refs builds, have)
+/// is refused as an unsupported Python: the check fails with FAILURE (2) and
+/// says why, and no stack or object is read at the default build's offsets.
+/// No free-threaded interpreter is at hand, so fake_free_threaded.py turns a
+/// default build into one that says it is (`offset`: where the table keeps
+/// that entry, from py-spy's bindings of `_Py_DebugOffsets`).
+fn free_threaded_refused(label: &str, offset: u32) {
+    let Some(python) = find_interpreter(label, "free-threaded refusal") else {
+        return;
+    };
+    let server = Server::start(
+        &python,
+        &script("fake_free_threaded.py"),
+        &[&offset.to_string()],
+    );
+    let pid = server.pid.to_string();
+    record(&format!("EXERCISED free-threaded refusal on {label}"));
+    let run = zhw(&["check", &pid]);
+    assert_eq!(run.code, 2, "{label}: {}{}", run.stdout, run.stderr);
+    let first = run.first_line();
+    for needle in [
+        &format!("FAILURE - pid {pid} runs an unsupported Python: "),
+        "is a free-threaded (no-GIL) or trace-refs build",
+        "offset 24, not 8",
+    ] {
+        assert!(first.contains(needle), "{label}: {needle:?} not in {first}");
+    }
+    let doc = zhw(&["dump", "--format", "json", &pid]).json();
+    assert!(
+        doc["targets"][0]["threads"]
+            .as_array()
+            .is_none_or(Vec::is_empty),
+        "{label}: {doc}"
+    );
+}
+
+#[test]
+fn free_threaded_build_refused_on_pyenv_3_13() {
+    free_threaded_refused("pyenv-3.13.0", 360);
+}
+
+#[test]
+fn free_threaded_build_refused_on_sid_3_14() {
+    free_threaded_refused("sid-3.14", 408);
 }

@@ -6,17 +6,12 @@
 
 use zhw::attach::{SampleOptions, Sampler};
 
-use crate::support::{Server, interpreter_path, record, repo, zhw};
+use crate::support::{Server, find_interpreter, record, repo, zhw};
 
 fn names(label: &str) {
-    let python = interpreter_path(label);
-    if !python.exists() {
-        record(&format!(
-            "SKIP thread names on {label}: interpreter {} not found",
-            python.display()
-        ));
+    let Some(python) = find_interpreter(label, "thread names") else {
         return;
-    }
+    };
     record(&format!("EXERCISED thread names on {label}"));
     let mut server = Server::start(&python, &repo().join("tests/python/thread_names.py"), &[]);
     let pid = server.pid.to_string();
@@ -105,4 +100,5 @@ interpreters! {
     thread_names_on_pyenv_3_12 => "pyenv-3.12.1",
     thread_names_on_pyenv_3_13 => "pyenv-3.13.0",
     thread_names_on_debian_3_11 => "debian-3.11",
+    thread_names_on_sid_3_14 => "sid-3.14",
 }

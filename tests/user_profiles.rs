@@ -141,6 +141,11 @@ fn inhouse_server_python_3_12() {
 }
 
 #[test]
+fn inhouse_server_python_3_14() {
+    inhouse("sid-3.14");
+}
+
+#[test]
 fn inhouse_server_python_2_7() {
     inhouse("pyenv-2.7.18");
 }

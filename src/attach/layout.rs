@@ -6,9 +6,11 @@
 //! Pure data, no memory access. The offsets were taken from the same bindgen
 //! output that py-spy 0.4.3 reads stacks with (its `python_bindings`
 //! module, which it does not export), with `std::mem::offset_of!`, and are
-//! checked live on every interpreter the tests find. Python 3.14's are from
-//! the bindings only (no 3.14 interpreter on the test machine). A version
-//! not listed here gets no layout: zhw then reads stacks only, never guesses.
+//! checked live on every interpreter the tests find (3.14 on Debian sid's
+//! build, in a chroot). A version not listed here gets no layout: zhw then
+//! reads stacks only, never guesses. Free-threaded builds never get here:
+//! py-spy's patched reader refuses them at attach (their object header is
+//! another; vendor/py-spy/ZHW-PATCH.md, patch 7).
 
 /// Version-specific offsets for one CPython minor version.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1095,6 +1095,29 @@ mod tests {
         );
     }
 
+    /// A free-threaded 3.13t/3.14t (or trace-refs) build is refused as
+    /// unsupported, by name, not read with the default build's layouts:
+    /// the patched reader compares the object header in the target's
+    /// `_Py_DebugOffsets` with its bindings' (vendor/py-spy/ZHW-PATCH.md, 7).
+    #[test]
+    fn free_threaded_builds_are_unsupported() {
+        use py_spy::python_process_info::{UnsupportedBuild, check_object_header};
+        assert_eq!(check_object_header("3.14.10", 8, 8), Ok(()));
+        let refused = check_object_header("3.14.0", 24, 8).expect_err("free-threaded");
+        let err = anyhow::Error::new(refused.clone());
+        assert!(err.is::<UnsupportedBuild>());
+        match diagnose(std::process::id(), &err) {
+            AttachError::Unsupported { detail, .. } => {
+                assert!(
+                    detail.contains("3.14.0 is a free-threaded (no-GIL)"),
+                    "{detail}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!((refused.ob_type, refused.expected), (24, 8));
+    }
+
     #[test]
     fn preflight_rejects_absent_and_zero_pids() {
         assert_eq!(

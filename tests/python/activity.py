@@ -13,7 +13,8 @@
                  sleep() and never Python: invisible to zhw, which must say so
 
 (shared cases 01, 03 and 19 in one process.) Prints READY once every thread
-runs; the hog starts only then, so that the GIL is free while they start.
+runs and the hog is past its start signal; the hog starts only after the
+others run, so that the GIL is free while they start.
 Python 2.7 and 3.x; exits by itself after 120 s.
 """
 import ctypes
@@ -43,6 +44,7 @@ left, right = socket.socketpair()
 backend, backend_peer = socket.socketpair()
 jobs = queue.Queue()
 running = []
+hogging = []
 
 
 def spin():
@@ -55,6 +57,7 @@ def spin():
 def hog():
     running.append(1)
     go.wait()
+    hogging.append(1)
     while time.time() < DEADLINE:
         sum(numbers(3 * 10 ** 6))
 
@@ -102,7 +105,11 @@ libc.pthread_create(ctypes.byref(native), None,
 while len(running) < 8:
     time.sleep(0.01)
 time.sleep(0.2)
+# READY only once the hog hogs: a sample taken before would find it still
+# waiting for the signal (idle), not active.
+go.set()
+while not hogging:
+    time.sleep(0.01)
 sys.stdout.write("READY\n")
 sys.stdout.flush()
-go.set()
 threading.Event().wait(120)

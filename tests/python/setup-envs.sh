@@ -11,6 +11,10 @@
 #                             (skipped when ZHW_SKIP_POOLS is set, e.g. =1)
 #   <root>/zserver-2.7/       pyenv 2.7.18 with the real ZServer 4.0.2 + Zope 4.8.11
 #                             (skipped when ZHW_SKIP_ZSERVER is set, e.g. =1)
+#   <root>/sid-3.14/          Debian sid's python3.14 with Debian's waitress, cheroot,
+#                             gunicorn and celery, in a chroot (<root>/sid-root): built by
+#                             setup-sid.sh, which says more (skipped when not root or
+#                             when ZHW_SKIP_SID is set, e.g. =1)
 # A finished env holds <env>/zhw-ready with two or three lines:
 #   1. absolute path of the env's python
 #   2. installed waitress version (ZServer version for zserver-2.7,
@@ -301,6 +305,13 @@ done
 if ! build_zserver_env; then
   echo "FAIL  zserver-2.7: see messages above" >&2
   failures+=(zserver-2.7)
+fi
+
+# Debian sid's Python 3.14 in a chroot (needs root; skipped, not failed,
+# when it cannot be built: the sid-3.14 tests then SKIP loudly).
+if ! bash "$here/setup-sid.sh"; then
+  echo "FAIL  sid-3.14: see messages above" >&2
+  failures+=(sid-3.14)
 fi
 
 if [ ${#failures[@]} -gt 0 ]; then

@@ -32,7 +32,9 @@ pub fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The interpreters zhw is tested on: pyenv's and Debian's.
+/// The interpreters zhw is tested on: pyenv's, Debian's, and Debian sid's
+/// Python 3.14 in a chroot (`sid-3.14`, a wrapper that tests/python/setup-sid.sh
+/// writes, so the envs are set up before its path is known to exist).
 pub fn interpreter_path(label: &str) -> PathBuf {
     if let Some(version) = label.strip_prefix("pyenv-") {
         let root = std::env::var("PYENV_ROOT").unwrap_or_else(|_| {
@@ -45,8 +47,42 @@ pub fn interpreter_path(label: &str) -> PathBuf {
             .join("versions")
             .join(version)
             .join("bin/python")
+    } else if label.starts_with("sid-") {
+        if nix::unistd::geteuid().is_root() {
+            ensure_envs();
+        }
+        envs_root().join(label).join("bin/python")
     } else {
         PathBuf::from("/usr/bin/python3.11")
+    }
+}
+
+/// The interpreter for `label`, or `None` after a loud SKIP line saying why
+/// (`what` names the test): not on this machine, or, for the sid chroot,
+/// not built (setup-sid.sh says why) or not runnable without root.
+pub fn find_interpreter(label: &str, what: &str) -> Option<PathBuf> {
+    let python = interpreter_path(label);
+    let missing = if label.starts_with("sid-") && !nix::unistd::geteuid().is_root() {
+        Some("needs root (the chroot runs in a mount namespace of its own)".to_string())
+    } else if python.exists() {
+        None
+    } else if label.starts_with("sid-") {
+        let why = std::fs::read_to_string(envs_root().join(format!("{label}.skipped")))
+            .unwrap_or_else(|_| "not built".into());
+        Some(format!(
+            "{} is absent: tests/python/setup-sid.sh skipped it: {}",
+            python.display(),
+            why.trim()
+        ))
+    } else {
+        Some(format!("interpreter {} not found", python.display()))
+    };
+    match missing {
+        Some(why) => {
+            record(&format!("SKIP {what} on {label}: {why}"));
+            None
+        }
+        None => Some(python),
     }
 }
 
@@ -87,14 +123,7 @@ pub struct PyEnv {
 /// The env for `label`, or `None` (with a loud SKIP) when the machine lacks the interpreter.
 /// An interpreter that exists but whose env is missing is a test failure.
 pub fn env_for(label: &str, env_dir: &str, what: &str) -> Option<PyEnv> {
-    let interpreter = interpreter_path(label);
-    if !interpreter.exists() {
-        record(&format!(
-            "SKIP {what} on {label}: interpreter {} not found",
-            interpreter.display()
-        ));
-        return None;
-    }
+    find_interpreter(label, what)?;
     ensure_envs();
     let ready = envs_root().join(env_dir).join("zhw-ready");
     let text = std::fs::read_to_string(&ready).unwrap_or_else(|e| {

@@ -19,6 +19,9 @@ pub struct Expected<'a> {
     pub status: &'a str,
     /// Exit code (original mapping).
     pub code: i32,
+    /// Busy workers serve held HTTP requests (`GET /hold/<kind>?user=alice`),
+    /// which zhw must read; celery's tasks have none.
+    pub requests: bool,
 }
 
 /// `zhw check PID` (text, then JSON) against `expected`. `holds` are the
@@ -68,6 +71,36 @@ pub fn expect_pool(pid: u32, label: &str, expected: &Expected, holds: &[String])
     for thread in &threads {
         if thread["is_main"] == true {
             assert_eq!(thread["role"], "service", "main thread: {context}");
+        }
+        if thread["role"] != "worker" || thread["state"] != "busy" {
+            continue;
+        }
+        let kind = thread["frames"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find_map(|f| f["function"].as_str()?.strip_prefix("hold_"))
+            .unwrap_or_else(|| panic!("busy without a hold: {thread}\n{context}"));
+        // A spinning worker wants the CPU; a sleeping one does not (both busy).
+        match kind {
+            "spin" => assert_eq!(thread["activity"], "active", "{thread}\n{context}"),
+            "sleep" => assert!(
+                thread["activity_detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("sleeping")),
+                "{thread}\n{context}"
+            ),
+            _ => {}
+        }
+        if expected.requests {
+            let request = &thread["request"];
+            assert_eq!(request["method"], "GET", "{thread}\n{context}");
+            assert_eq!(
+                request["path"],
+                format!("/hold/{kind}"),
+                "{thread}\n{context}"
+            );
+            assert_eq!(request["query"], "user=alice", "{thread}\n{context}");
         }
     }
     // Python 2.7 threads have no names in zhw's reading (docs/limits.md).

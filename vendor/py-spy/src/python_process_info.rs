@@ -535,6 +535,9 @@ impl PythonProcessLayout {
                     }
                 };
             }
+            // zhw patch: scanning would only meet the same build, and end in a
+            // vaguer error ("Failed to find a python interpreter").
+            Err(err) if err.is::<UnsupportedBuild>() => return Err(err),
             Err(err) => {
                 info!("Failed to get interpreter address from symbols {:?}, scanning BSS section from main binary", err)
             }
@@ -729,6 +732,12 @@ impl PythonProcessLayout {
         macro_rules! get_addresses {
             ($py: ident) => {{
                 let offsets: $py::_Py_DebugOffsets = process.copy_struct(pyruntime_addr)?;
+                // zhw patch: refuse a build whose objects these bindings misplace.
+                check_object_header(
+                    &version.to_string(),
+                    offsets.pyobject.ob_type,
+                    std::mem::offset_of!($py::_object, ob_type) as u64,
+                )?;
                 let interpreter_address = process
                     .copy_struct(pyruntime_addr + offsets.runtime_state.interpreters_head as usize)
                     .context("Failed to copy py_debugoffsets.runtime_state.interpreters_head")?;
@@ -859,6 +868,8 @@ where
                 &config,
             ) {
                 Ok(address_book) => address_book,
+                // zhw patch: a real debug-offsets table of a build we cannot read.
+                Err(err) if err.is::<UnsupportedBuild>() => return Err(err),
                 Err(_) => continue,
             };
 
@@ -1080,6 +1091,54 @@ impl ContainsAddr for Vec<MapRange> {
     #[cfg(not(windows))]
     fn contains_addr(&self, addr: usize) -> bool {
         proc_maps::maps_contain_addr(addr, self)
+    }
+}
+
+/// zhw patch: a CPython 3.13+ whose object header is not the one py-spy's bindings describe:
+/// a free-threaded build (3.13t, 3.14t: `PyObject.ob_type` at offset 24, after the owning
+/// thread id and the split reference counts) or one configured `--with-trace-refs` (24 too,
+/// after two list pointers). Every object field read through the bindings — code objects,
+/// names, line tables, frames' executables — would be misplaced, so such a target is refused
+/// by name instead of being read wrong. Its `Display` starts with "Unsupported version of
+/// Python", as py-spy's other refusals do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnsupportedBuild {
+    /// The version py-spy detected (`3.14.0`).
+    pub version: String,
+    /// `PyObject.ob_type` in the target, from its `_Py_DebugOffsets`.
+    pub ob_type: u64,
+    /// `PyObject.ob_type` in the bindings (8 on 64-bit default builds).
+    pub expected: u64,
+}
+
+impl std::fmt::Display for UnsupportedBuild {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "Unsupported version of Python: {} is a free-threaded (no-GIL) or trace-refs build \
+             (its objects' type pointer is at offset {}, not {})",
+            self.version, self.ob_type, self.expected
+        )
+    }
+}
+
+impl std::error::Error for UnsupportedBuild {}
+
+/// zhw patch: `Err(UnsupportedBuild)` unless the target's `PyObject.ob_type` offset (`ob_type`,
+/// read from its `_Py_DebugOffsets`) is the bindings' (`expected`).
+pub fn check_object_header(
+    version: &str,
+    ob_type: u64,
+    expected: u64,
+) -> Result<(), UnsupportedBuild> {
+    if ob_type == expected {
+        Ok(())
+    } else {
+        Err(UnsupportedBuild {
+            version: version.to_string(),
+            ob_type,
+            expected,
+        })
     }
 }
 
