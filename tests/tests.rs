@@ -11,6 +11,7 @@ mod demo;
 mod errors;
 mod live_celery;
 mod live_cheroot;
+mod live_frameworks;
 mod live_gunicorn;
 mod live_waitress;
 mod live_zserver;

@@ -9,6 +9,9 @@
 #   <root>/pools-<label>/     per interpreter again, with gunicorn (gthread worker) and
 #                             celery (thread pool), pinned per interpreter below
 #                             (skipped when ZHW_SKIP_POOLS is set, e.g. =1)
+#   <root>/frameworks-<label>/ per interpreter again, with Flask, Django and Pyramid
+#                             (and the futures backport on 2.7), pinned per interpreter
+#                             below (skipped when ZHW_SKIP_FRAMEWORKS is set, e.g. =1)
 #   <root>/zserver-2.7/       pyenv 2.7.18 with the real ZServer 4.0.2 + Zope 4.8.11
 #                             (skipped when ZHW_SKIP_ZSERVER is set, e.g. =1)
 #   <root>/sid-3.14/          Debian sid's python3.14 with Debian's waitress, cheroot,
@@ -18,8 +21,9 @@
 # A finished env holds <env>/zhw-ready with two or three lines:
 #   1. absolute path of the env's python
 #   2. installed waitress version (ZServer version for zserver-2.7,
-#      gunicorn version for pools-*)
-#   3. installed cheroot version (waitress/cheroot envs), celery version (pools-*)
+#      gunicorn version for pools-*, Flask version for frameworks-*)
+#   3. installed cheroot version (waitress/cheroot envs), celery version (pools-*),
+#      "Django <version> Pyramid <version>" (frameworks-*)
 #
 # Idempotent (an env with zhw-ready is left alone, an env without it is
 # rebuilt from scratch), safe to run concurrently (flock), non-interactive.
@@ -40,6 +44,7 @@ VIRTUALENV_VERSION=20.21.1   # last line that can still create 2.7 / 3.6 envs
 ZSERVER_VERSION=4.0.2
 ZOPE_VERSION=4.8.11
 constraints=$here/zope-4.8-constraints.txt
+frameworks_27_constraints=$here/frameworks-2.7-constraints.txt
 
 # label  interpreter
 interpreters=(
@@ -247,6 +252,69 @@ build_pools_env() {
   echo "built pools-$label: $dir/bin/python gunicorn $ver celery $celery_ver"
 }
 
+# Flask, Django and Pyramid pins, per interpreter: the newest release whose
+# Requires-Python admits it (at the time of writing), as for pools-* above;
+# their dependencies are left to pip, except on 2.7, where
+# frameworks-2.7-constraints.txt pins every distribution (what pip resolved
+# there, frozen), since packages that dropped 2.7 without saying so in
+# Requires-Python would otherwise break a later rebuild.
+#   2.7   Flask 1.1.4, Django 1.11.29, Pyramid 1.10.8 (the last lines with
+#         2.7) + futures 3.4.0, the concurrent.futures backport the test's
+#         pool server needs
+#   3.6   Flask 2.0.3, Django 3.2.25, Pyramid 2.0.2
+#   3.7   Flask 2.2.5, Django 3.2.25, Pyramid 2.0.2
+#   3.8   Flask 3.0.3, Django 4.2.30, Pyramid 2.0.2
+#   3.9   Flask 3.1.3, Django 4.2.30, Pyramid 2.0.2
+#   3.10, 3.11  Flask 3.1.3, Django 5.2.19, Pyramid 2.1
+#   3.12+ Flask 3.1.3, Django 6.1.3, Pyramid 2.1
+frameworks_spec() {
+  case "$1" in
+    pyenv-2.7.*) echo "Flask==1.1.4 Django==1.11.29 pyramid==1.10.8 futures==3.4.0" ;;
+    pyenv-3.6.*) echo "Flask==2.0.3 Django==3.2.25 pyramid==2.0.2" ;;
+    pyenv-3.7.*) echo "Flask==2.2.5 Django==3.2.25 pyramid==2.0.2" ;;
+    pyenv-3.8.*) echo "Flask==3.0.3 Django==4.2.30 pyramid==2.0.2" ;;
+    pyenv-3.9.*) echo "Flask==3.1.3 Django==4.2.30 pyramid==2.0.2" ;;
+    pyenv-3.10.*|pyenv-3.11.*|debian-3.11) echo "Flask==3.1.3 Django==5.2.19 pyramid==2.1" ;;
+    *) echo "Flask==3.1.3 Django==6.1.3 pyramid==2.1" ;;
+  esac
+}
+
+# build_frameworks_env <label> <interpreter>
+build_frameworks_env() {
+  local label=$1 interp=$2 dir=$root/frameworks-$1 spec ver django_ver pyramid_ver
+  local pip_args=()
+  spec=$(frameworks_spec "$label")
+  case "$label" in
+    pyenv-2.7.*)
+      [ -f "$frameworks_27_constraints" ] || { log "frameworks-$label: missing $frameworks_27_constraints"; return 1; }
+      pip_args=(-c "$frameworks_27_constraints")
+      spec="$spec constraints:$(cksum < "$frameworks_27_constraints" | cut -d' ' -f1)"
+      ;;
+  esac
+  if env_ready "$dir" "$spec"; then
+    echo "ok    frameworks-$label: $(sed -n 1p "$dir/zhw-ready") Flask $(sed -n 2p "$dir/zhw-ready") $(sed -n 3p "$dir/zhw-ready") (cached)"
+    return 0
+  fi
+  log "frameworks-$label: creating env from $interp ($spec)"
+  rm -rf "$dir"
+  if ! create_env "$label" "$interp" "$dir"; then
+    log "frameworks-$label: creating the virtual env failed"; return 1
+  fi
+  # shellcheck disable=SC2046 # the requirements, without the constraints stamp
+  if ! "$dir/bin/python" -m pip install -q "${pip_args[@]}" $(frameworks_spec "$label"); then
+    log "frameworks-$label: pip install $spec failed"; return 1
+  fi
+  if ! "$dir/bin/python" -c '
+import concurrent.futures, flask, django.core.wsgi, pyramid.config, pyramid.router'; then
+    log "frameworks-$label: Flask, Django or Pyramid is not importable"; return 1
+  fi
+  ver=$(dist_version "$dir/bin/python" Flask) || return 1
+  django_ver=$(dist_version "$dir/bin/python" Django) || return 1
+  pyramid_ver=$(dist_version "$dir/bin/python" pyramid) || return 1
+  mark_ready "$dir" "$dir/bin/python" "$ver" "$spec" "Django $django_ver Pyramid $pyramid_ver"
+  echo "built frameworks-$label: $dir/bin/python Flask $ver Django $django_ver Pyramid $pyramid_ver"
+}
+
 build_zserver_env() {
   local interp=$pyenv_root/versions/2.7.18/bin/python label=zserver-2.7 dir=$root/zserver-2.7 ver spec
   if [ -n "${ZHW_SKIP_ZSERVER:-}" ] && [ "$ZHW_SKIP_ZSERVER" != 0 ]; then
@@ -299,6 +367,12 @@ for entry in "${interpreters[@]}"; do
   elif ! build_pools_env "$label" "$interp"; then
     echo "FAIL  pools-$label: see messages above" >&2
     failures+=("pools-$label")
+  fi
+  if [ -n "${ZHW_SKIP_FRAMEWORKS:-}" ] && [ "$ZHW_SKIP_FRAMEWORKS" != 0 ]; then
+    echo "SKIP frameworks-$label: ZHW_SKIP_FRAMEWORKS is set" >&2
+  elif ! build_frameworks_env "$label" "$interp"; then
+    echo "FAIL  frameworks-$label: see messages above" >&2
+    failures+=("frameworks-$label")
   fi
 done
 
