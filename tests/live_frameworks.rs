@@ -262,4 +262,5 @@ interpreters! {
     frameworks_on_pyenv_3_12 => "pyenv-3.12.1",
     frameworks_on_pyenv_3_13 => "pyenv-3.13.0",
     frameworks_on_debian_3_11 => "debian-3.11",
+    frameworks_on_sid_3_14 => "sid-3.14",
 }

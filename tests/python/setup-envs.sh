@@ -15,7 +15,7 @@
 #   <root>/zserver-2.7/       pyenv 2.7.18 with the real ZServer 4.0.2 + Zope 4.8.11
 #                             (skipped when ZHW_SKIP_ZSERVER is set, e.g. =1)
 #   <root>/sid-3.14/          Debian sid's python3.14 with Debian's waitress, cheroot,
-#                             gunicorn and celery, in a chroot (<root>/sid-root): built by
+#                             gunicorn, celery, Flask, Django and Pyramid, in a chroot (<root>/sid-root): built by
 #                             setup-sid.sh, which says more (skipped when not root or
 #                             when ZHW_SKIP_SID is set, e.g. =1)
 # A finished env holds <env>/zhw-ready with two or three lines:

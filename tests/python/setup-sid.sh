@@ -12,13 +12,18 @@
 # Env root: ${ZHW_TEST_ENVS:-<repo>/target/test-envs}
 #   <root>/sid-root/                 debootstrap --variant=minbase sid, with Debian's
 #                                    python3.14, python3-waitress, python3-cheroot,
-#                                    gunicorn and python3-celery (and their dependencies)
+#                                    gunicorn, python3-celery, python3-flask,
+#                                    python3-django and python3-pyramid (and their
+#                                    dependencies)
 #   <root>/sid-3.14/bin/python       the wrapper (below)
 #   <root>/sid-3.14/zhw-ready        1. the wrapper's path  2. waitress version
 #                                    3. cheroot version  4. the Python version
 #   <root>/pools-sid-3.14/zhw-ready  1. the wrapper's path  2. gunicorn version
 #                                    3. celery version (the layout of setup-envs.sh's
 #                                    pools-<label> envs, so the pool tests find it alike)
+#   <root>/frameworks-sid-3.14/zhw-ready  1. the wrapper's path  2. Flask version
+#                                    3. "Django <version> Pyramid <version>" (as
+#                                    setup-envs.sh's frameworks-<label> envs)
 #   <root>/sid-3.14.skipped          why the env is absent, when this script skipped it
 #
 # The wrapper runs `/usr/bin/python3.14 ARGS` inside <root>/sid-root, in a
@@ -45,7 +50,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
 root=${ZHW_TEST_ENVS:-$repo/target/test-envs}
 label=sid-3.14
-packages="python3.14 python3-waitress python3-cheroot gunicorn python3-celery"
+packages="python3.14 python3-waitress python3-cheroot gunicorn python3-celery python3-flask python3-django python3-pyramid"
 # Bump when the wrapper or the layout changes: a built env is then rebuilt.
 wrapper_version=1
 spec="debootstrap minbase sid: $packages; wrapper $wrapper_version"
@@ -69,6 +74,7 @@ root=$(cd "$root" && pwd)
 sid_root=$root/sid-root
 env_dir=$root/$label
 pools_dir=$root/pools-$label
+frameworks_dir=$root/frameworks-$label
 python=$env_dir/bin/python
 if [ -n "${ZHW_SKIP_SID:-}" ] && [ "$ZHW_SKIP_SID" != 0 ]; then
   [ -f "$env_dir/zhw-ready" ] || skip "ZHW_SKIP_SID is set"
@@ -101,9 +107,10 @@ remove_tree() {
 # Leave nothing half built: remove every part; fail if that is impossible.
 remove_env() {
   local ok=0
-  rm -f "$env_dir/zhw-ready" "$pools_dir/zhw-ready"
+  rm -f "$env_dir/zhw-ready" "$pools_dir/zhw-ready" "$frameworks_dir/zhw-ready"
   remove_tree "$env_dir" || ok=1
   remove_tree "$pools_dir" || ok=1
+  remove_tree "$frameworks_dir" || ok=1
   remove_tree "$sid_root.tmp" || ok=1
   remove_tree "$sid_root" || ok=1
   return $ok
@@ -120,7 +127,7 @@ fail_build() {
 
 # Is the env built, from this spec, and does its python run?
 ready() {
-  [ -f "$env_dir/zhw-ready" ] && [ -f "$pools_dir/zhw-ready" ] || return 1
+  [ -f "$env_dir/zhw-ready" ] && [ -f "$pools_dir/zhw-ready" ] && [ -f "$frameworks_dir/zhw-ready" ] || return 1
   [ "$(cat "$env_dir/zhw-spec" 2>/dev/null)" = "$spec" ] || return 1
   [ -x "$python" ] && [ -x "$sid_root/usr/bin/python3.14" ] || return 1
   "$python" -c 'import waitress, cheroot.wsgi' >/dev/null 2>&1
@@ -203,13 +210,18 @@ versions=$("$python" - <<'EOF'
 import sys
 from importlib.metadata import version
 import waitress, cheroot.wsgi, gunicorn.workers.gthread, celery.concurrency.thread, kombu.transport.memory
+import flask, django, pyramid.router
 print(version("waitress"), version("cheroot"), version("gunicorn"), version("celery"),
-      sys.version.split()[0])
+      sys.version.split()[0], version("flask"), version("django"), version("pyramid"))
 EOF
-) || fail_build "sid's python3.14 cannot import waitress, cheroot, gunicorn's gthread worker or celery's thread pool"
-read -r waitress_ver cheroot_ver gunicorn_ver celery_ver python_ver <<<"$versions"
+) || fail_build "sid's python3.14 cannot import waitress, cheroot, gunicorn's gthread worker, celery's thread pool, Flask, Django or Pyramid"
+read -r waitress_ver cheroot_ver gunicorn_ver celery_ver python_ver flask_ver django_ver pyramid_ver <<<"$versions"
 case "$python_ver" in 3.14.*) ;; *) fail_build "sid's python3.14 says it is Python $python_ver" ;; esac
 
+mkdir -p "$frameworks_dir"
+printf '%s\n' "$spec" > "$frameworks_dir/zhw-spec"
+printf '%s\n%s\n%s\n' "$python" "$flask_ver" "Django $django_ver Pyramid $pyramid_ver" > "$frameworks_dir/zhw-ready.tmp"
+mv "$frameworks_dir/zhw-ready.tmp" "$frameworks_dir/zhw-ready"
 mkdir -p "$pools_dir"
 printf '%s\n' "$spec" > "$pools_dir/zhw-spec"
 printf '%s\n%s\n%s\n' "$python" "$gunicorn_ver" "$celery_ver" > "$pools_dir/zhw-ready.tmp"
@@ -218,4 +230,4 @@ printf '%s\n' "$spec" > "$env_dir/zhw-spec"
 printf '%s\n%s\n%s\n%s\n' "$python" "$waitress_ver" "$cheroot_ver" "$python_ver" > "$env_dir/zhw-ready.tmp"
 mv "$env_dir/zhw-ready.tmp" "$env_dir/zhw-ready"
 rm -f "$root/$label.skipped"
-echo "built $label: $python Python $python_ver waitress $waitress_ver cheroot $cheroot_ver gunicorn $gunicorn_ver celery $celery_ver ($(( $(date +%s) - started )) s)"
+echo "built $label: $python Python $python_ver waitress $waitress_ver cheroot $cheroot_ver gunicorn $gunicorn_ver celery $celery_ver flask $flask_ver django $django_ver pyramid $pyramid_ver ($(( $(date +%s) - started )) s)"
