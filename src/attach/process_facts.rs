@@ -14,12 +14,24 @@ pub fn read(pid: u32) -> ProcessFacts {
         return ProcessFacts::default();
     };
     let stat = process.stat().ok();
-    let rss_bytes = process
-        .status()
+    // statm's resident pages are status's VmRSS, without parsing the ~55
+    // other lines of status on every sample.
+    let page_size = nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE)
         .ok()
-        .and_then(|status| status.vmrss)
-        .map(|kib| kib.saturating_mul(1024));
-    let ticks = procfs::ticks_per_second() as f64;
+        .flatten()
+        .and_then(|size| u64::try_from(size).ok());
+    let rss_bytes = process
+        .statm()
+        .ok()
+        .zip(page_size)
+        .map(|(statm, page)| statm.resident.saturating_mul(page));
+    // sysconf, not procfs::ticks_per_second: rustix's auxv walk behind the
+    // latter reads the vDSO's ELF header, which valgrind does not map
+    // (a SIGSEGV under callgrind, where zhw's profiles come from).
+    let ticks = nix::unistd::sysconf(nix::unistd::SysconfVar::CLK_TCK)
+        .ok()
+        .flatten()
+        .map_or(0.0, |ticks| ticks as f64);
     let system_uptime = std::fs::read_to_string("/proc/uptime")
         .ok()
         .and_then(|s| s.split_whitespace().next()?.parse::<f64>().ok());
