@@ -196,6 +196,23 @@ pub(crate) struct Scan {
     pub complete: bool,
 }
 
+/// Where a 3.x dict keys object keeps its entries.
+#[derive(Debug)]
+struct KeysTable {
+    /// Address of the first entry.
+    entries_at: usize,
+    /// Entries in use or used (`dk_nentries`).
+    entries: usize,
+    /// Bytes per entry (24 with hashes, 16 for 3.12+'s unicode-only keys).
+    entry_size: usize,
+    /// Offset of the key in an entry; the value follows it.
+    key_at: usize,
+    /// Where a split values array's first value is, from its start.
+    values_offset: usize,
+    /// The entries, when read whole (shared keys).
+    raw: Option<Vec<u8>>,
+}
+
 /// The reader: one target's memory, one interpreter layout, one budget.
 ///
 /// Caches (types, short strings by address) live as long as the reader, which
@@ -211,6 +228,8 @@ pub(crate) struct Reader<'a, P: ProcessMemory> {
     bytes: Cell<usize>,
     types: RefCell<HashMap<usize, Rc<TypeInfo>>>,
     names: RefCell<HashMap<usize, Option<Rc<str>>>>,
+    /// Shared keys tables of split mappings, by address of the keys object.
+    shared_keys: RefCell<HashMap<usize, Rc<KeysTable>>>,
     /// Size of 2.7's `Py_UNICODE` (2 or 4), once known.
     pub py2_unicode_width: Cell<Option<usize>>,
 }
@@ -226,6 +245,7 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
             bytes: Cell::new(0),
             types: RefCell::new(HashMap::new()),
             names: RefCell::new(HashMap::new()),
+            shared_keys: RefCell::new(HashMap::new()),
             py2_unicode_width: Cell::new(None),
         }
     }
@@ -688,59 +708,44 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                     }
                     Mapping::Split { keys, values } => (keys, values),
                 };
-                let header = self.bytes_at(keys, 40)?;
-                let (entries_at, entries, entry_size, key_at, values_offset) = match layout {
-                    DictLayout::Compact { values_offset } => {
-                        let log2_index_bytes = header.get(9).copied().unwrap_or(64);
-                        let kind = header.get(10).copied().unwrap_or(0);
-                        let nentries = word_in(&header, 24).unwrap_or(0) as u64;
-                        if log2_index_bytes > 40 || nentries > INSANE {
-                            return Err(ReadError::Corrupt("dict keys"));
-                        }
-                        let (size, key_at) = if kind == 0 { (24, 8) } else { (16, 0) };
-                        (
-                            keys + 32 + (1usize << log2_index_bytes),
-                            nentries as usize,
-                            size,
-                            key_at,
-                            values_offset,
-                        )
-                    }
-                    _ => {
-                        let size = word_in(&header, 8).unwrap_or(0) as u64;
-                        let nentries = word_in(&header, 32).unwrap_or(0) as u64;
-                        if size > INSANE || nentries > size {
-                            return Err(ReadError::Corrupt("dict keys"));
-                        }
-                        let index_bytes = match size {
-                            0..=0xff => 1,
-                            0x100..=0xffff => 2,
-                            0x1_0000..=0xffff_ffff => 4,
-                            _ => 8,
-                        };
-                        (
-                            keys + 40 + index_bytes * size as usize,
-                            nentries as usize,
-                            24,
-                            8,
-                            0,
-                        )
-                    }
+                // With values of its own, a mapping's keys are a class's
+                // shared keys (split dicts; 3.11+ managed values).
+                let table = if values != 0 {
+                    self.shared_keys_table(keys, layout)?
+                } else {
+                    Rc::new(self.keys_table(keys, layout, false)?)
                 };
                 let mut index = 0;
-                while index < entries {
-                    let n = (entries - index).min(ENTRY_CHUNK);
-                    let raw = self.bytes_at(entries_at + entry_size * index, entry_size * n)?;
+                while index < table.entries {
+                    let n = (table.entries - index).min(ENTRY_CHUNK);
+                    let read;
+                    let raw = match &table.raw {
+                        Some(raw) => raw
+                            .get(table.entry_size * index..table.entry_size * (index + n))
+                            .ok_or(ReadError::Corrupt("dict keys"))?,
+                        None => {
+                            read = self.bytes_at(
+                                table.entries_at.wrapping_add(table.entry_size * index),
+                                table.entry_size * n,
+                            )?;
+                            &read[..]
+                        }
+                    };
                     let split_values = if values != 0 {
-                        Some(self.bytes_at(values.wrapping_add(values_offset + 8 * index), 8 * n)?)
+                        Some(self.bytes_at(
+                            values.wrapping_add(table.values_offset + 8 * index),
+                            8 * n,
+                        )?)
                     } else {
                         None
                     };
                     for i in 0..n {
-                        let key = word_in(&raw, entry_size * i + key_at).unwrap_or(0);
+                        let key = word_in(raw, table.entry_size * i + table.key_at).unwrap_or(0);
                         let value = match &split_values {
                             Some(values) => word_in(values, 8 * i).unwrap_or(0),
-                            None => word_in(&raw, entry_size * i + key_at + 8).unwrap_or(0),
+                            None => {
+                                word_in(raw, table.entry_size * i + table.key_at + 8).unwrap_or(0)
+                            }
                         };
                         if emit(key, value, &mut scan).is_break() {
                             return Ok(scan);
@@ -755,6 +760,73 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
             }
         }
         Ok(scan)
+    }
+
+    /// Where a 3.x dict keys object keeps its entries; with `whole`, the
+    /// entries themselves too (one read, when they fit in [`ENTRY_CHUNK`]).
+    fn keys_table(&self, keys: usize, layout: DictLayout, whole: bool) -> Read<KeysTable> {
+        let header = self.bytes_at(keys, 40)?;
+        let mut table = match layout {
+            DictLayout::Compact { values_offset } => {
+                let log2_index_bytes = header.get(9).copied().unwrap_or(64);
+                let kind = header.get(10).copied().unwrap_or(0);
+                let nentries = word_in(&header, 24).unwrap_or(0) as u64;
+                if log2_index_bytes > 40 || nentries > INSANE {
+                    return Err(ReadError::Corrupt("dict keys"));
+                }
+                let (entry_size, key_at) = if kind == 0 { (24, 8) } else { (16, 0) };
+                KeysTable {
+                    entries_at: keys.wrapping_add(32 + (1usize << log2_index_bytes)),
+                    entries: nentries as usize,
+                    entry_size,
+                    key_at,
+                    values_offset,
+                    raw: None,
+                }
+            }
+            _ => {
+                let size = word_in(&header, 8).unwrap_or(0) as u64;
+                let nentries = word_in(&header, 32).unwrap_or(0) as u64;
+                if size > INSANE || nentries > size {
+                    return Err(ReadError::Corrupt("dict keys"));
+                }
+                let index_bytes = match size {
+                    0..=0xff => 1,
+                    0x100..=0xffff => 2,
+                    0x1_0000..=0xffff_ffff => 4,
+                    _ => 8,
+                };
+                KeysTable {
+                    entries_at: keys.wrapping_add(40 + index_bytes * size as usize),
+                    entries: nentries as usize,
+                    entry_size: 24,
+                    key_at: 8,
+                    values_offset: 0,
+                    raw: None,
+                }
+            }
+        };
+        if whole && table.entries <= ENTRY_CHUNK {
+            table.raw = Some(self.bytes_at(table.entries_at, table.entry_size * table.entries)?);
+        }
+        Ok(table)
+    }
+
+    /// The keys table shared by the instances of one class (split dicts,
+    /// 3.11+ managed values), read once per reader: looking the same
+    /// attribute up on a hundred thread or request objects then costs one
+    /// read of each one's values, not three. Shared keys only grow (new
+    /// attribute names are appended), so a table read earlier in the
+    /// reader's life still places every name it lists.
+    fn shared_keys_table(&self, keys: usize, layout: DictLayout) -> Read<Rc<KeysTable>> {
+        if let Some(table) = self.shared_keys.borrow().get(&keys) {
+            return Ok(Rc::clone(table));
+        }
+        let table = Rc::new(self.keys_table(keys, layout, true)?);
+        self.shared_keys
+            .borrow_mut()
+            .insert(keys, Rc::clone(&table));
+        Ok(table)
     }
 
     fn expect_dict(&self, obj: &Obj) -> Read<()> {
@@ -1548,6 +1620,35 @@ mod tests {
                 r.text_at(found[0].expect("found"), 64).map(|t| t.value),
                 Ok("split-values".to_string())
             );
+        }
+    }
+
+    #[test]
+    fn a_class_shared_keys_are_read_once_per_reader() {
+        for version in [(3, 11), (3, 12)] {
+            let b = Builder::new(Layout::for_version(version.0, version.1).expect("layout"));
+            let r = Reader::new(&b.memory, &b.layout, Limits::default());
+            let (k1, k2) = (b.str("_ident"), b.str("_name"));
+            let (v1, v2) = (b.int(7), b.str("worker-1"));
+            let obj = b.split_instance("Thread", &[(k1, v1), (k2, v2)]);
+            let obj = r.object(obj).expect("instance");
+            let mapping = r.attributes(&obj).expect("read").expect("split");
+            let (first, _) = r.lookup(mapping, &["_name"]).expect("lookup");
+            assert_eq!(first[0], Some(v2), "{version:?}");
+            // Another instance of the class (here: the same values array
+            // with a new value) costs one read of its values, no more.
+            let Mapping::Split { values, .. } = mapping else {
+                panic!("split")
+            };
+            let DictLayout::Compact { values_offset } = b.layout.dict else {
+                panic!("3.11+")
+            };
+            let renamed = b.str("worker-2");
+            b.poke(values + values_offset + 8, &renamed.to_ne_bytes());
+            let before = r.reads.get();
+            let (again, _) = r.lookup(mapping, &["_name"]).expect("lookup");
+            assert_eq!(again[0], Some(renamed), "{version:?}");
+            assert_eq!(r.reads.get() - before, 1, "{version:?}: only the values");
         }
     }
 
