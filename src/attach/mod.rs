@@ -187,16 +187,16 @@ impl Sampler {
     /// Read every thread once (validated unless blocking) into a Snapshot.
     pub fn sample(&mut self) -> Result<Snapshot, AttachError> {
         let started = Instant::now();
-        let (pass, consistent, reads) = if self.options.blocking {
+        let (pass, before, consistent, reads) = if self.options.blocking {
             // ptrace cannot pause what is already stopped; say so up front.
             if process_is_stopped(self.pid) {
                 return Err(stopped_for_blocking(self.pid));
             }
             let traces = self.read_once()?;
-            (self.finish_pass(traces), None, 1)
+            (self.finish_pass(traces), None, None, 1)
         } else {
-            let (pass, consistent, reads) = self.read_validated()?;
-            (pass, Some(consistent), reads)
+            let (pass, before, consistent, reads) = self.read_validated()?;
+            (pass, Some(before), Some(consistent), reads)
         };
         let duration = started.elapsed();
 
@@ -267,7 +267,15 @@ impl Sampler {
         }
         let stopped = process_is_stopped(self.pid);
         self.read_activity(&mut threads, &pass.tasks, stopped);
-        self.last_tasks = pass.tasks.clone();
+        // Kept, not copied: the next sample offers these stacks again.
+        if let Some(before) = before {
+            self.last_read = Some(LastRead {
+                before,
+                traces: pass.traces,
+                tids: pass.tids,
+            });
+        }
+        self.last_tasks = pass.tasks;
         if stopped {
             warnings.push(
                 "the process is stopped (SIGSTOP, job control or a debugger): no thread can run \
@@ -461,13 +469,13 @@ impl Sampler {
                 let mark = sample
                     .os_thread_id
                     .and_then(|tid| self.last_tasks.mark(tid));
-                let unchanged = self.requests_read.get(thread_id).filter(|(then, _)| {
+                let unchanged = self.requests_read.remove(thread_id).filter(|(then, _)| {
                     mark.is_some_and(|now| !now.runnable && now.runs.is_some() && now == *then)
                 });
                 match unchanged {
                     Some((then, request)) => {
                         sample.request = request.clone();
-                        read_now.insert(*thread_id, (*then, request.clone()));
+                        read_now.insert(*thread_id, (then, request));
                         false
                     }
                     None => true,
@@ -491,6 +499,7 @@ impl Sampler {
                 snapshot
                     .warnings
                     .push(format!("requests and locals not read: thread list: {err}"));
+                self.requests_read = read_now;
                 return;
             }
         };
@@ -563,16 +572,18 @@ impl Sampler {
     /// thread's stack is known to be consistent: either the thread provably
     /// did not run during the read (scheduler counters unchanged, asleep
     /// before and after), or two consecutive reads agree on its code path.
-    /// In a server whose workers mostly wait, one read suffices.
-    fn read_validated(&mut self) -> Result<(Pass, HashSet<u64>, u32), AttachError> {
-        let mut previous: Option<Vec<StackTrace>> = None;
+    /// In a server whose workers mostly wait, one read suffices. Returns the
+    /// last read with the scheduler's view taken just before it.
+    fn read_validated(&mut self) -> Result<(Pass, TaskList, HashSet<u64>, u32), AttachError> {
         let mut reads = 0;
         // The view taken right after one read is also the view before the next.
         let mut next_before: Option<TaskList> = None;
         loop {
             let before = next_before.take().unwrap_or_else(|| self.tasks.read());
-            self.offer_unchanged_stacks(&before);
+            let mut previous = self.offer_unchanged_stacks(&before);
+            let offered: HashSet<u64> = self.spy.reusable_stacks.keys().copied().collect();
             let traces = self.read_once()?;
+            previous.extend(std::mem::take(&mut self.spy.unused_stacks));
             let pass = self.finish_pass(traces);
             reads += 1;
             let consistent: HashSet<u64> = pass
@@ -581,24 +592,25 @@ impl Sampler {
                 .zip(&pass.tids)
                 .filter(|(now, tid)| {
                     tid.is_some_and(|tid| before.stayed_asleep(&pass.tasks, tid))
-                        || previous.as_ref().is_some_and(|earlier| {
-                            earlier.iter().any(|then| {
-                                then.thread_id == now.thread_id && same_code_path(then, now)
+                        || (reads > 1
+                            && match previous.get(&now.thread_id) {
+                                Some(then) => same_code_path(then, now),
+                                // Taken by the read: the very stack the
+                                // previous read found.
+                                None => offered.contains(&now.thread_id),
                             })
-                        })
                 })
                 .map(|(trace, _)| trace.thread_id)
                 .collect();
-            self.last_read = Some(LastRead {
-                before,
-                traces: pass.traces.clone(),
-                tids: pass.tids.clone(),
-            });
             if consistent.len() == pass.traces.len() || reads >= MAX_READS {
-                return Ok((pass, consistent, reads));
+                return Ok((pass, before, consistent, reads));
             }
             next_before = Some(pass.tasks.clone());
-            previous = Some(pass.traces);
+            self.last_read = Some(LastRead {
+                before,
+                traces: pass.traces,
+                tids: pass.tids,
+            });
         }
     }
 
@@ -609,17 +621,24 @@ impl Sampler {
     /// walked again (py-spy still checks that its innermost frame is the
     /// same). In a server whose workers wait, this is most of the cost of a
     /// sample saved (docs/performance.md).
-    fn offer_unchanged_stacks(&mut self, now: &TaskList) {
-        let Some(last) = &self.last_read else {
-            return;
-        };
-        self.spy.reusable_stacks = last
-            .traces
-            .iter()
-            .zip(&last.tids)
-            .filter(|(_, tid)| tid.is_some_and(|tid| last.before.stayed_asleep(now, tid)))
-            .map(|(trace, _)| (trace.thread_id, trace.clone()))
-            .collect();
+    ///
+    /// The stacks are moved, not copied; the ones not offered are returned
+    /// (with the offers py-spy does not take, they are what the next read
+    /// of the same sample is compared with).
+    fn offer_unchanged_stacks(&mut self, now: &TaskList) -> HashMap<u64, StackTrace> {
+        let mut offers = HashMap::new();
+        let mut kept = HashMap::new();
+        if let Some(last) = self.last_read.take() {
+            for (trace, tid) in last.traces.into_iter().zip(last.tids) {
+                if tid.is_some_and(|tid| last.before.stayed_asleep(now, tid)) {
+                    offers.insert(trace.thread_id, trace);
+                } else {
+                    kept.insert(trace.thread_id, trace);
+                }
+            }
+        }
+        self.spy.reusable_stacks = offers;
+        kept
     }
 
     /// List the kernel's threads right after a read and match each Python

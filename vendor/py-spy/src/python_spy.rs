@@ -57,8 +57,12 @@ pub struct PythonSpy {
     /// (their threads did not run since), by Python thread id. The next read
     /// takes them instead of walking those threads' frames, provided each
     /// thread's innermost frame is still the one it had then; unused entries
-    /// are dropped. Empty by default: py-spy's behaviour.
+    /// go to `unused_stacks`. Empty by default: py-spy's behaviour.
     pub reusable_stacks: HashMap<u64, StackTrace>,
+    /// zhw patch: the offers of `reusable_stacks` the last read did not take
+    /// (innermost frame changed, thread gone), handed back so that the caller
+    /// need not keep a copy of every stack it offers.
+    pub unused_stacks: HashMap<u64, StackTrace>,
     /// zhw patch: skip the per-thread OS state pass (`StackTrace::active`
     /// stays true), for callers that read thread states themselves.
     pub skip_thread_activity: bool,
@@ -136,6 +140,7 @@ impl PythonSpy {
             python_thread_names: HashMap::new(),
             thread_name_lookup_time: Instant::now(),
             reusable_stacks: HashMap::new(),
+            unused_stacks: HashMap::new(),
             skip_thread_activity: false,
             gil_symbols,
             code_cache: CodeCache::default(),
@@ -240,6 +245,8 @@ impl PythonSpy {
 
     // implementation of get_stack_traces, where we have a type for the InterpreterState
     fn _get_stack_traces<I: InterpreterState>(&mut self) -> Result<Vec<StackTrace>, Error> {
+        // zhw patch: hand back only this read's unused offers
+        self.unused_stacks.clear();
         // Query the OS to get if each thread in the process is running or not
         let mut thread_activity = HashMap::new();
         if self.config.gil_only || self.skip_thread_activity {
@@ -324,6 +331,7 @@ impl PythonSpy {
                     traces.push(trace);
                     continue;
                 }
+                self.unused_stacks.insert(python_thread_id, trace);
             }
             if let Some(top) = top {
                 self.top_frames.insert(python_thread_id, top);
@@ -433,8 +441,8 @@ impl PythonSpy {
                 break;
             }
         }
-        // zhw patch: offers not taken expire; forget threads that are gone
-        self.reusable_stacks.clear();
+        // zhw patch: offers not taken go back to the caller; forget threads that are gone
+        self.unused_stacks.extend(self.reusable_stacks.drain());
         let seen: std::collections::HashSet<u64> = traces.iter().map(|t| t.thread_id).collect();
         self.top_frames.retain(|id, _| seen.contains(id));
         Ok(traces)
