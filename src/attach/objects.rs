@@ -661,7 +661,11 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                 return ControlFlow::Continue(());
             }
             scan.examined += 1;
-            visit(key, value)
+            if visit(key, value).is_break() || scan.examined >= limit {
+                ControlFlow::Break(())
+            } else {
+                ControlFlow::Continue(())
+            }
         };
         match (self.layout.dict, mapping) {
             (DictLayout::Py2, Mapping::Dict(addr)) => {
@@ -683,9 +687,6 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                         let key = word_in(&raw, 24 * i + 8).unwrap_or(0);
                         let value = word_in(&raw, 24 * i + 16).unwrap_or(0);
                         if emit(key, value, &mut scan).is_break() {
-                            return Ok(scan);
-                        }
-                        if scan.examined >= limit {
                             return Ok(scan);
                         }
                     }
@@ -748,9 +749,6 @@ impl<'a, P: ProcessMemory> Reader<'a, P> {
                             }
                         };
                         if emit(key, value, &mut scan).is_break() {
-                            return Ok(scan);
-                        }
-                        if scan.examined >= limit {
                             return Ok(scan);
                         }
                     }
