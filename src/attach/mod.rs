@@ -838,6 +838,47 @@ fn process_alive(pid: u32) -> bool {
     }
 }
 
+/// `PF_EXITING` in a task's flags: it has begun to exit.
+const PF_EXITING: u64 = 0x4;
+/// `PF_KTHREAD` in a task's flags: a kernel thread.
+const PF_KTHREAD: u64 = 0x0020_0000;
+
+/// The flags of the process's main task; `None` once it is gone.
+fn task_flags(pid: u32) -> Option<u64> {
+    os_threads::task_flags(&fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+}
+
+/// Whether the process is on its way out though not yet gone: for that
+/// moment its maps are empty and a read fails, and it must be reported as
+/// exited, not as "not a Python process". It is when its main task has
+/// begun to exit or has no memory left (which only a kernel thread has
+/// otherwise), or, the main task being a zombie already, every other
+/// thread is exiting too (a main thread that called `pthread_exit` leaves
+/// a zombie beside threads that run on).
+fn process_exiting(pid: u32) -> bool {
+    let Ok(stat) = fs::read_to_string(format!("/proc/{pid}/stat")) else {
+        return true;
+    };
+    let flags = os_threads::task_flags(&stat).unwrap_or(0);
+    if flags & PF_KTHREAD != 0 {
+        return false;
+    }
+    if !matches!(os_threads::scheduler_state(&stat), Some('Z' | 'X')) {
+        return flags & PF_EXITING != 0
+            || fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|maps| maps.is_empty());
+    }
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
+            return true; // gone
+        };
+        matches!(os_threads::scheduler_state(&stat), Some('Z' | 'X'))
+            || os_threads::task_flags(&stat).is_some_and(|flags| flags & PF_EXITING != 0)
+    })
+}
+
 /// The state letter of a /proc stat file (after the command name, which may
 /// contain spaces and parentheses).
 fn scheduler_state(stat_path: &str) -> Option<char> {
@@ -898,9 +939,14 @@ fn preflight(pid: u32) -> Result<(), AttachError> {
         }
     };
     let Some(address) = first_readable_address(&maps) else {
-        return Err(AttachError::NotPython {
-            pid,
-            detail: "it has no user memory: a kernel thread".into(),
+        return Err(match task_flags(pid) {
+            Some(flags) if flags & PF_KTHREAD != 0 => AttachError::NotPython {
+                pid,
+                detail: "it has no user memory: a kernel thread".into(),
+            },
+            // A user process drops its memory on its way out.
+            Some(_) => AttachError::Exited { pid },
+            None => AttachError::NoSuchProcess { pid },
         });
     };
     let Ok(raw_pid) = remoteprocess::Pid::try_from(pid) else {
@@ -970,7 +1016,7 @@ fn stopped_for_blocking(pid: u32) -> AttachError {
 /// Turn py-spy's error chain into the precise reason, checking the process
 /// itself rather than trusting the message: is it gone, refused, or not Python?
 fn diagnose(pid: u32, err: &anyhow::Error) -> AttachError {
-    if !process_alive(pid) {
+    if !process_alive(pid) || process_exiting(pid) {
         return AttachError::Exited { pid };
     }
     // The state may already have flickered back from T while ptrace let go:

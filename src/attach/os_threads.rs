@@ -335,6 +335,13 @@ pub(super) fn scheduler_state(stat: &str) -> Option<char> {
     after_name.split_whitespace().next()?.chars().next()
 }
 
+/// The task's flags (`PF_*`), the ninth field of a stat line.
+pub(super) fn task_flags(stat: &str) -> Option<u64> {
+    let after_name = &stat[stat.rfind(')')? + 1..];
+    // state, ppid, pgrp, session, tty_nr, tpgid, flags
+    after_name.split_whitespace().nth(6)?.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,6 +414,14 @@ mod tests {
     fn parses_schedstat() {
         assert_eq!(parse_schedstat("613771 0 1\n"), Some((1, 613771)));
         assert_eq!(parse_schedstat("x"), None);
+    }
+
+    #[test]
+    fn flags_survive_hostile_command_names() {
+        assert_eq!(task_flags("42 (a) b) R 1 2 3 0 -1 4202560 5 0"), Some(4_202_560));
+        assert_eq!(task_flags("42 (a) 1 2 3 4 5 6 7 ) R 1 2 3 0 -1 4 5"), Some(4));
+        assert_eq!(task_flags("42 (kworker/0:1) I 2 0 0 0 -1 69238880 0"), Some(69_238_880));
+        assert_eq!(task_flags("garbage"), None);
     }
 
     #[test]
