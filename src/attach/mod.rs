@@ -237,10 +237,11 @@ impl Sampler {
             let before = threads.len();
             threads.retain(|t| t.os_thread_id.is_some());
             warnings.push(format!(
-                "dropped {} Python thread states with no kernel thread (left behind by fork); \
-                 the process has {} threads",
+                "dropped {} Python thread states with no kernel thread (threads that just \
+                 ended, or left behind by fork); the process has {} kernel thread{}",
                 before - threads.len(),
-                pass.tasks.len()
+                pass.tasks.len(),
+                if pass.tasks.len() == 1 { "" } else { "s" }
             ));
         }
         mark_main_thread(&mut threads);

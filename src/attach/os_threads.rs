@@ -418,9 +418,18 @@ mod tests {
 
     #[test]
     fn flags_survive_hostile_command_names() {
-        assert_eq!(task_flags("42 (a) b) R 1 2 3 0 -1 4202560 5 0"), Some(4_202_560));
-        assert_eq!(task_flags("42 (a) 1 2 3 4 5 6 7 ) R 1 2 3 0 -1 4 5"), Some(4));
-        assert_eq!(task_flags("42 (kworker/0:1) I 2 0 0 0 -1 69238880 0"), Some(69_238_880));
+        assert_eq!(
+            task_flags("42 (a) b) R 1 2 3 0 -1 4202560 5 0"),
+            Some(4_202_560)
+        );
+        assert_eq!(
+            task_flags("42 (a) 1 2 3 4 5 6 7 ) R 1 2 3 0 -1 4 5"),
+            Some(4)
+        );
+        assert_eq!(
+            task_flags("42 (kworker/0:1) I 2 0 0 0 -1 69238880 0"),
+            Some(69_238_880)
+        );
         assert_eq!(task_flags("garbage"), None);
     }
 

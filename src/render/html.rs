@@ -27,7 +27,7 @@ use crate::policy::{Evaluation, code_and_label};
 use crate::report::{Inspection, Report, TargetReport, ThreadReport};
 use crate::sanitize::for_terminal;
 
-use super::text::{StackLine, bytes, duration, stack_lines};
+use super::text::{StackLine, at_least, bytes, duration, stack_lines};
 
 /// One point of a target's busy history (dashboard only).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -422,7 +422,7 @@ impl ThreadView {
             busy_for: t
                 .busy_seconds
                 .filter(|s| s.is_finite())
-                .map(|s| format!("≥ {}", duration(s))),
+                .map(|s| format!("≥ {}", at_least(s))),
             stuck: t.stuck,
             // Outermost first, as a Python traceback prints it, and as short
             // as the text renderer's at any depth (repeats and gaps as notes).

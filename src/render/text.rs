@@ -197,12 +197,12 @@ fn target_header<W: Write>(out: &mut W, target: &TargetReport, summary: &str) ->
     if let Some(i) = &target.inspection {
         writeln!(
             out,
-            "\tPython {}, profile {} ({}); {} workers, {} service threads",
+            "\tPython {}, profile {} ({}); {}, {}",
             clean(&i.python_version),
             i.profile,
             clean(&i.profile_reason),
-            i.stats.total_threads,
-            i.stats.service_count
+            count(i.stats.total_threads, "worker"),
+            count(i.stats.service_count, "service thread")
         )?;
         for warning in &i.warnings {
             writeln!(out, "\twarning: {}", clean(warning))?;
@@ -251,7 +251,7 @@ fn thread_block<W: Write>(
     let since = match (thread.state, thread.busy_seconds) {
         (State::Busy, Some(seconds)) => format!(
             " for at least {}{}",
-            duration(seconds),
+            at_least(seconds),
             if thread.stuck {
                 ", STUCK on one line"
             } else {
@@ -503,6 +503,28 @@ pub(crate) fn bytes(n: u64) -> String {
     }
 }
 
+/// `1 worker`, `2 workers`.
+fn count(n: impl Into<u64>, noun: &str) -> String {
+    let n = n.into();
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
+/// A lower bound for people: tenths of a second under ten seconds (rounded
+/// down, so that it stays a lower bound: a worker busy for 0.42 s is "at
+/// least 0.4s", not "0s"), [`duration`] above; shared with the HTML renderer.
+pub(crate) fn at_least(seconds: f64) -> String {
+    let seconds = seconds.max(0.0);
+    if seconds < 10.0 {
+        format!("{:.1}s", (seconds * 10.0).floor() / 10.0)
+    } else {
+        duration(seconds)
+    }
+}
+
 /// A duration for people (`59s`, `1h02m`); shared with the HTML renderer.
 pub(crate) fn duration(seconds: f64) -> String {
     let s = seconds.max(0.0) as u64;
@@ -703,6 +725,11 @@ mod tests {
     fn human_units() {
         assert_eq!(bytes(512), "512 B");
         assert_eq!(bytes(3 * 1024 * 1024 / 2), "1.5 MiB");
+        assert_eq!(at_least(0.42), "0.4s");
+        assert_eq!(at_least(9.99), "9.9s");
+        assert_eq!(at_least(75.0), "1m15s");
+        assert_eq!(count(1u32, "service thread"), "1 service thread");
+        assert_eq!(count(0u32, "worker"), "0 workers");
         assert_eq!(duration(59.0), "59s");
         assert_eq!(duration(3725.0), "1h02m");
         assert_eq!(duration(90061.0), "1d01h");

@@ -219,8 +219,8 @@ fn busy_workers_show_request_duration_stuck_and_stack_outermost_first() {
     assert!(outer < inner, "traceback order: outermost first");
     assert!(html.contains("<dt>truncated</dt>"));
     // The idle worker and the service thread are folded away.
-    assert!(html.contains("<summary>1 idle workers</summary>"));
-    assert!(html.contains("<summary>1 service threads</summary>"));
+    assert!(html.contains("<summary>1 idle worker</summary>"));
+    assert!(html.contains("<summary>1 service thread</summary>"));
 }
 
 #[test]
