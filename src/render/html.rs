@@ -29,15 +29,45 @@ use crate::sanitize::for_terminal;
 
 use super::text::{StackLine, at_least, bytes, duration, stack_lines};
 
-/// One point of a target's busy history (dashboard only).
+/// One point of a target's busy history (dashboard only): one sample, or
+/// the samples of one stretch of time merged (the sidecar keeps one point
+/// per tenth of a sparkline unit's worth of time, whatever its interval).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPoint {
-    /// When the sample was taken, seconds since the Unix epoch.
+    /// When the latest of its samples was taken, seconds since the Unix epoch.
     pub unix_seconds: i64,
-    /// Busy workers in that sample.
+    /// Busy workers in the latest of its samples.
     pub busy: u64,
-    /// All workers in that sample (the pool size the busy count is out of).
+    /// Most busy workers in any of its samples (what the sparkline draws:
+    /// a burst between two points is not lost).
+    pub peak: u64,
+    /// All workers in the latest of its samples (the pool size the busy
+    /// count is out of).
     pub workers: u64,
+    /// How many samples it stands for.
+    pub samples: u32,
+}
+
+impl HistoryPoint {
+    /// A point for one sample.
+    pub fn sample(unix_seconds: i64, busy: u64, workers: u64) -> HistoryPoint {
+        HistoryPoint {
+            unix_seconds,
+            busy,
+            peak: busy,
+            workers,
+            samples: 1,
+        }
+    }
+
+    /// Fold a later sample's point into this one.
+    pub fn absorb(&mut self, later: HistoryPoint) {
+        self.unix_seconds = later.unix_seconds;
+        self.busy = later.busy;
+        self.peak = self.peak.max(later.peak);
+        self.workers = later.workers;
+        self.samples = self.samples.saturating_add(later.samples);
+    }
 }
 
 /// What differs between the check's report file and the sidecar's dashboard.
@@ -491,7 +521,7 @@ impl HistoryView {
                 height: SPARK_HEIGHT,
             };
         };
-        let peak = recent.iter().map(|p| p.busy).max().unwrap_or(0);
+        let peak = recent.iter().map(|p| p.peak.max(p.busy)).max().unwrap_or(0);
         let most_workers = recent.iter().map(|p| p.workers).max().unwrap_or(0);
         let top = peak.max(most_workers).max(1) as f64;
         let start = last.unix_seconds.saturating_sub(HISTORY_SECONDS);
@@ -510,14 +540,14 @@ impl HistoryView {
         };
         HistoryView {
             empty: false,
-            busy_points: line(|p| p.busy),
+            busy_points: line(|p| p.peak.max(p.busy)),
             workers_points: line(|p| p.workers),
             last_x: format!("{:.1}", x(&last)),
             last_y: format!("{:.1}", y(last.busy)),
             latest: last.busy,
             peak,
             workers: last.workers,
-            samples: recent.len(),
+            samples: recent.iter().map(|p| p.samples as usize).sum(),
             minutes: last.unix_seconds.saturating_sub(first.unix_seconds) / 60,
             width: SPARK_WIDTH,
             height: SPARK_HEIGHT,

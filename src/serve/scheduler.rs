@@ -167,11 +167,15 @@ impl Scheduler {
         for target in &report.targets {
             let points = self.history.entry(target.name.clone()).or_default();
             if let Some(inspection) = &target.inspection {
-                points.push_back(HistoryPoint {
-                    unix_seconds,
-                    busy: inspection.stats.busy_count,
-                    workers: inspection.stats.total_threads,
-                });
+                record_point(
+                    points,
+                    HistoryPoint::sample(
+                        unix_seconds,
+                        inspection.stats.busy_count,
+                        inspection.stats.total_threads,
+                    ),
+                    self.history_span,
+                );
             }
             let oldest = unix_seconds - self.history_span.as_secs() as i64;
             while points.front().is_some_and(|p| p.unix_seconds < oldest) {
@@ -389,4 +393,68 @@ fn log_long_request(long: &LongRequest) {
         ));
     }
     journal::log(Level::Warning, &text);
+}
+
+/// Points of busy history kept per target over its span: the sparkline
+/// draws 360 units, so more would not show. Samples that fall into the same
+/// stretch of `span / HISTORY_POINTS` are merged into one point (its peak
+/// kept), so the history, its copy in each round's result and the
+/// dashboard page stay the same size whatever the interval.
+const HISTORY_POINTS: u64 = 360;
+
+/// Add a sample's point to a target's history, merged into the last point
+/// when both fall into the same stretch of time.
+fn record_point(points: &mut VecDeque<HistoryPoint>, point: HistoryPoint, span: Duration) {
+    let stretch = (span.as_secs() / HISTORY_POINTS).max(1) as i64;
+    match points.back_mut() {
+        Some(last)
+            if last.unix_seconds.div_euclid(stretch) == point.unix_seconds.div_euclid(stretch) =>
+        {
+            last.absorb(point)
+        }
+        _ => points.push_back(point),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn history_holds_one_point_per_stretch_whatever_the_interval() {
+        let hour = Duration::from_secs(3600);
+        let mut points = VecDeque::new();
+        // An hour of samples every 10 ms: 360,000 samples.
+        for hundredth in 0..360_000i64 {
+            let busy = if hundredth == 123_456 { 9 } else { 1 };
+            record_point(
+                &mut points,
+                HistoryPoint::sample(1_000_000 + hundredth / 100, busy, 4),
+                hour,
+            );
+        }
+        assert!(points.len() <= 361, "{} points", points.len());
+        assert_eq!(points.iter().map(|p| p.samples).sum::<u32>(), 360_000);
+        assert_eq!(
+            points.iter().map(|p| p.peak).max(),
+            Some(9),
+            "a burst is kept"
+        );
+        let last = points.back().copied().expect("points");
+        assert_eq!((last.busy, last.unix_seconds), (1, 1_000_000 + 3599));
+    }
+
+    #[test]
+    fn samples_in_different_stretches_stay_apart() {
+        let mut points = VecDeque::new();
+        for second in [0, 9, 10, 25] {
+            record_point(
+                &mut points,
+                HistoryPoint::sample(second, 1, 4),
+                Duration::from_secs(3600),
+            );
+        }
+        let samples: Vec<u32> = points.iter().map(|p| p.samples).collect();
+        assert_eq!(samples, [2, 1, 1]);
+    }
 }

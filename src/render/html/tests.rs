@@ -247,11 +247,7 @@ fn refresh_only_on_the_dashboard() {
 
 #[test]
 fn history_covers_the_last_hour_of_each_target() {
-    let point = |unix_seconds, busy| HistoryPoint {
-        unix_seconds,
-        busy,
-        workers: 4,
-    };
+    let point = |unix_seconds, busy| HistoryPoint::sample(unix_seconds, busy, 4);
     let history = vec![
         vec![
             point(1_000, 4), // more than an hour before the newest: dropped
@@ -285,16 +281,8 @@ fn history_covers_the_last_hour_of_each_target() {
 #[test]
 fn history_tolerates_odd_input() {
     let view = HistoryView::new(&[
-        HistoryPoint {
-            unix_seconds: i64::MIN,
-            busy: u64::MAX,
-            workers: 0,
-        },
-        HistoryPoint {
-            unix_seconds: i64::MAX,
-            busy: 0,
-            workers: 0,
-        },
+        HistoryPoint::sample(i64::MIN, u64::MAX, 0),
+        HistoryPoint::sample(i64::MAX, 0, 0),
     ]);
     assert_eq!(view.samples, 1);
     assert!(!view.busy_points.contains("NaN") && !view.busy_points.contains("inf"));
