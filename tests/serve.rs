@@ -261,6 +261,15 @@ fn serve_match_and_unit_targets() {
     let targets = document["targets"].as_array().expect("targets");
     let matched: Vec<&Value> = targets.iter().filter(|t| t["pid"] == server.pid).collect();
     assert_eq!(matched.len(), 1, "{document}");
+    // ... and said so (it once was dropped silently).
+    assert!(
+        document["warnings"]
+            .as_array()
+            .is_some_and(|warnings| warnings.iter().any(|w| w
+                .as_str()
+                .is_some_and(|w| w.contains("are the same process")))),
+        "{document}"
+    );
     assert_eq!(matched[0]["name"], format!("pid {}", server.pid));
     assert_eq!(matched[0]["stats"]["total_threads"], 3);
     let unit = targets

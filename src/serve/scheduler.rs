@@ -107,14 +107,21 @@ impl Scheduler {
         let mut live_keys = HashSet::new();
         let mut present = HashSet::new();
         let mut targets = Vec::new();
-        let mut seen_pids = HashSet::new();
+        let mut seen_pids: HashMap<u32, String> = HashMap::new();
+        let mut warnings = Vec::new();
         for resolved in self.resolve_all() {
             // One process named twice (a PID and a --match that finds it):
-            // read and reported once, or its series would be doubled.
-            if let Ok(pid) = &resolved.pid
-                && !seen_pids.insert(*pid)
-            {
-                continue;
+            // read and reported once, or its series would be doubled, and
+            // said so, as `zhw check` does.
+            if let Ok(pid) = resolved.pid {
+                if let Some(first) = seen_pids.get(&pid) {
+                    warnings.push(format!(
+                        "{first} and {} are the same process (pid {pid}): counted once",
+                        resolved.given
+                    ));
+                    continue;
+                }
+                seen_pids.insert(pid, resolved.given.clone());
             }
             let (name, given) = (resolved.name.clone(), resolved.given.clone());
             // A bug of zhw's own on one target's data fails that target, not
@@ -148,7 +155,7 @@ impl Scheduler {
 
         let report = Report {
             system: SystemFacts::read(),
-            warnings: Vec::new(),
+            warnings,
             targets,
         };
         let evaluation = evaluate(&report, &self.policy);
