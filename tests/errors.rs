@@ -81,6 +81,35 @@ fn no_such_process() {
     assert!(dump.stdout.contains("is not running"), "{}", dump.stdout);
 }
 
+/// A process read by the first samples of one check and gone by the last
+/// exited while being inspected; "no such process" would say it never ran
+/// (a fresh-user trial's finding). Either is "not running" (FAILURE, or
+/// CRITICAL under Nagios).
+#[test]
+fn a_target_gone_between_samples_exited_while_inspected() {
+    let child = started(Command::new(any_python()).args([
+        "-u",
+        "-c",
+        "import sys,time; print('READY'); sys.stdout.flush(); time.sleep(2)",
+    ]));
+    let pid = child.0.id();
+    let run = zhw(&[
+        "check",
+        "--samples",
+        "6",
+        "--interval",
+        "500",
+        &pid.to_string(),
+    ]);
+    assert_eq!(
+        run.first_line(),
+        format!("FAILURE - pid {pid} exited while being inspected"),
+        "{}",
+        run.stdout
+    );
+    assert_eq!(run.code, 2);
+}
+
 #[test]
 fn pidfile_problems() {
     let dir = tempfile::tempdir().expect("tempdir");
