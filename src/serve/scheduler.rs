@@ -355,7 +355,8 @@ fn pid_suffix(name: &str, pid: u32) -> String {
 /// (most recent call last), as Products.LongRequestLogger wrote them.
 fn log_long_request(long: &LongRequest) {
     let thread = &long.thread;
-    let seconds = thread.busy_seconds.unwrap_or(0.0);
+    // Whole seconds, rounded down: a lower bound stays one.
+    let seconds = thread.busy_seconds.unwrap_or(0.0).max(0.0).floor();
     let who = match &thread.name {
         Some(name) => format!("thread {:?}", for_terminal(name)),
         None => format!("thread {:#x}", thread.thread_id),
