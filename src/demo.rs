@@ -56,7 +56,9 @@ pub fn run(python: &str, busy: u8) -> io::Result<u8> {
     let mut out = io::stdout().lock();
     writeln!(
         out,
-        "demo: started {python} examples/demo_server.py as pid {pid}, 4 workers, port {port}"
+        "demo: started {python} as pid {pid} on examples/demo_server.py (the copy built into \
+         zhw, written to {}), 4 workers, port {port}",
+        script.path().display()
     )?;
     let mut held = Vec::new();
     for _ in 0..busy {
