@@ -210,7 +210,6 @@ pub fn inspect_series(
     let mut tracker = crate::track::Tracker::new(None).stuck_after(samples);
     let mut taken = 0;
     let mut failures = vec![0u32; specs.len()];
-    let mut read_once = vec![false; specs.len()];
     let mut report = loop {
         let started = Instant::now();
         let remaining = deadline.saturating_duration_since(started);
@@ -223,14 +222,8 @@ pub fn inspect_series(
         );
         taken += 1;
         let now = Instant::now();
-        for ((target, failed), read) in report
-            .targets
-            .iter_mut()
-            .zip(&mut failures)
-            .zip(&mut read_once)
-        {
+        for (target, failed) in report.targets.iter_mut().zip(&mut failures) {
             *failed += u32::from(target.error.is_some());
-            *read |= target.error.is_none();
             tracker.observe(target, now);
         }
         // Another sample only if it fits: the pause plus about as long as this one took.
@@ -241,8 +234,8 @@ pub fn inspect_series(
     };
     // A process read by an earlier sample and gone by the last one exited
     // while being inspected (not "no such process", which says it never ran).
-    for (target, read) in report.targets.iter_mut().zip(&read_once) {
-        if let (true, Some(pid), Some(error)) = (*read, target.pid, target.error.as_mut())
+    for (target, failed) in report.targets.iter_mut().zip(&failures) {
+        if let (true, Some(pid), Some(error)) = (*failed < taken, target.pid, target.error.as_mut())
             && error.kind == "no_such_process"
         {
             *error = TargetError {

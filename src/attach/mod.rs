@@ -823,20 +823,24 @@ fn event_loop_warning(threads: &[ThreadSample]) -> Option<String> {
 /// `pthread_exit`), so those are looked at too.
 fn process_alive(pid: u32) -> bool {
     match scheduler_state(&format!("/proc/{pid}/stat")) {
-        Some('Z') | Some('X') => fs::read_dir(format!("/proc/{pid}/task"))
-            .map(|tasks| {
-                tasks.filter_map(Result::ok).any(|task| {
-                    let stat = task.path().join("stat");
-                    !matches!(
-                        scheduler_state(&stat.to_string_lossy()),
-                        Some('Z') | Some('X') | None
-                    )
-                })
-            })
-            .unwrap_or(false),
+        Some('Z') | Some('X') => !every_thread(pid, |stat| {
+            matches!(os_threads::scheduler_state(stat), Some('Z' | 'X') | None)
+        }),
         Some(_) => true,
         None => false,
     }
+}
+
+/// Whether every thread of the process (its /proc stat line) is `leaving`;
+/// a thread gone since it was listed counts as leaving, and so does a
+/// process whose thread list cannot be read any more.
+fn every_thread(pid: u32, leaving: impl Fn(&str) -> bool) -> bool {
+    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return true;
+    };
+    tasks.filter_map(Result::ok).all(|task| {
+        fs::read_to_string(task.path().join("stat")).map_or(true, |stat| leaving(&stat))
+    })
 }
 
 /// `PF_EXITING` in a task's flags: it has begun to exit.
@@ -868,15 +872,9 @@ fn process_exiting(pid: u32) -> bool {
         return flags & PF_EXITING != 0
             || fs::read_to_string(format!("/proc/{pid}/maps")).is_ok_and(|maps| maps.is_empty());
     }
-    let Ok(tasks) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return true;
-    };
-    tasks.filter_map(Result::ok).all(|task| {
-        let Ok(stat) = fs::read_to_string(task.path().join("stat")) else {
-            return true; // gone
-        };
-        matches!(os_threads::scheduler_state(&stat), Some('Z' | 'X'))
-            || os_threads::task_flags(&stat).is_some_and(|flags| flags & PF_EXITING != 0)
+    every_thread(pid, |stat| {
+        matches!(os_threads::scheduler_state(stat), Some('Z' | 'X'))
+            || os_threads::task_flags(stat).is_some_and(|flags| flags & PF_EXITING != 0)
     })
 }
 

@@ -331,15 +331,19 @@ fn tid_from_pthread<M: ProcessMemory>(memory: &M, pthread: u64) -> Option<u32> {
 /// The state letter of a `stat` line; the command name may contain spaces and
 /// parentheses, so the state is the first field after the *last* `)`.
 pub(super) fn scheduler_state(stat: &str) -> Option<char> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
-    after_name.split_whitespace().next()?.chars().next()
+    fields_after_name(stat)?.next()?.chars().next()
 }
 
 /// The task's flags (`PF_*`), the ninth field of a stat line.
 pub(super) fn task_flags(stat: &str) -> Option<u64> {
-    let after_name = &stat[stat.rfind(')')? + 1..];
     // state, ppid, pgrp, session, tty_nr, tpgid, flags
-    after_name.split_whitespace().nth(6)?.parse().ok()
+    fields_after_name(stat)?.nth(6)?.parse().ok()
+}
+
+/// A stat line's fields after the command name, which may contain spaces
+/// and parentheses (the last `)` ends it).
+fn fields_after_name(stat: &str) -> Option<std::str::SplitWhitespace<'_>> {
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace())
 }
 
 #[cfg(test)]

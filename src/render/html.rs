@@ -31,7 +31,7 @@ use super::text::{StackLine, at_least, bytes, duration, stack_lines};
 
 /// One point of a target's busy history (dashboard only): one sample, or
 /// the samples of one stretch of time merged (the sidecar keeps one point
-/// per tenth of a sparkline unit's worth of time, whatever its interval).
+/// per sparkline unit, 10 s of the hour, whatever its interval).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct HistoryPoint {
     /// When the latest of its samples was taken, seconds since the Unix epoch.
@@ -521,7 +521,7 @@ impl HistoryView {
                 height: SPARK_HEIGHT,
             };
         };
-        let peak = recent.iter().map(|p| p.peak.max(p.busy)).max().unwrap_or(0);
+        let peak = recent.iter().map(|p| p.peak).max().unwrap_or(0);
         let most_workers = recent.iter().map(|p| p.workers).max().unwrap_or(0);
         let top = peak.max(most_workers).max(1) as f64;
         let start = last.unix_seconds.saturating_sub(HISTORY_SECONDS);
@@ -540,7 +540,7 @@ impl HistoryView {
         };
         HistoryView {
             empty: false,
-            busy_points: line(|p| p.peak.max(p.busy)),
+            busy_points: line(|p| p.peak),
             workers_points: line(|p| p.workers),
             last_x: format!("{:.1}", x(&last)),
             last_y: format!("{:.1}", y(last.busy)),
